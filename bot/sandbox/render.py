@@ -1,0 +1,265 @@
+"""Block Kit rendered as plain terminal text, for the demo chat.
+
+Interactive choices (buttons, and each option of a select or overflow menu) are numbered so a
+person at a terminal can pick one: `[1] Approve  [2] Deny`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DIVIDER = "-" * 40
+
+_LINK = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
+
+
+@dataclass
+class Button:
+    """A numbered choice the terminal user can make, with what Slack would send back for it."""
+
+    number: int
+    text: str
+    action_id: str
+    value: str
+    block_id: str
+    kind: str = "button"  # or the select/overflow element type an option belongs to
+    style: str | None = None
+    url: str | None = None
+
+
+def mrkdwn_to_text(text: str) -> str:
+    """Slack's markup as a person reads it: `<@U1>` → `@U1`, `<url|label>` → `label (url)`."""
+
+    def replace(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if target.startswith("@"):
+            return target if not label else "@" + label.lstrip("@")
+        if target.startswith("#"):
+            return "#" + (label or target[1:])
+        if target.startswith("!"):
+            if label:
+                return label
+            special = target[1:].split("^")[0]
+            return "@" + special
+        if label:
+            return f"{label} ({target})"
+        return target
+
+    return _unescape(_LINK.sub(replace, text))
+
+
+def _unescape(text: str) -> str:
+    # &amp; last, so "&amp;lt;" stays the literal text "&lt;".
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _text(obj: object) -> str:
+    if isinstance(obj, str):
+        return mrkdwn_to_text(obj)
+    if not isinstance(obj, dict):
+        return ""
+    text = obj.get("text") or ""
+    if obj.get("type") == "plain_text":
+        return text
+    return mrkdwn_to_text(text)
+
+
+class _Renderer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.buttons: list[Button] = []
+
+    def result(self) -> tuple[str, list[Button]]:
+        while self.lines and not self.lines[-1]:
+            self.lines.pop()
+        return "\n".join(self.lines), self.buttons
+
+    def add(self, text: str, indent: str = "") -> None:
+        for line in text.splitlines() or [""]:
+            self.lines.append(indent + line)
+
+    def blocks(self, blocks: list) -> None:
+        for block in blocks:
+            if isinstance(block, dict):
+                self.block(block)
+
+    def block(self, block: dict) -> None:
+        kind = block.get("type")
+        block_id = block.get("block_id") or ""
+        if kind == "header":
+            title = _text(block.get("text"))
+            self.add(title)
+            self.add("=" * max(len(title), 3))
+        elif kind == "section":
+            if block.get("text"):
+                self.add(_text(block["text"]))
+            for field in block.get("fields") or []:
+                self.add(_text(field), "  ")
+            if isinstance(block.get("accessory"), dict):
+                self.add(self.element(block["accessory"], block_id), "  ")
+        elif kind == "context":
+            parts = []
+            for el in block.get("elements") or []:
+                if isinstance(el, dict) and el.get("type") == "image":
+                    parts.append(f"[{el.get('alt_text') or 'image'}]")
+                else:
+                    parts.append(_text(el))
+            self.add("  ".join(p for p in parts if p), "  ")
+        elif kind == "divider":
+            self.add(DIVIDER)
+        elif kind == "actions":
+            rendered = [self.element(el, block_id) for el in block.get("elements") or []]
+            self.add("  ".join(r for r in rendered if r))
+        elif kind == "image":
+            title = _text(block.get("title")) if block.get("title") else block.get("alt_text", "image")
+            self.add(f"[image: {title}]")
+        elif kind == "input":
+            label = _text(block.get("label"))
+            optional = " (optional)" if block.get("optional") else ""
+            element = block.get("element") or {}
+            initial = element.get("initial_value")
+            if initial is None and isinstance(element.get("initial_option"), dict):
+                initial = _text(element["initial_option"].get("text"))
+            line = f"(input) {label}{optional}"
+            if initial:
+                line += f": {initial}"
+            self.add(line)
+            if block.get("hint"):
+                self.add(_text(block["hint"]), "  ")
+        elif kind == "rich_text":
+            for el in block.get("elements") or []:
+                self.rich(el)
+        elif kind == "markdown":
+            self.add(block.get("text") or "")
+        elif kind == "video":
+            self.add(f"[video: {_text(block.get('title'))}]")
+        elif kind == "file":
+            self.add(f"[file: {block.get('external_id', '')}]")
+        else:
+            self.add(f"[unsupported block: {kind}]")
+
+    def element(self, el: dict, block_id: str) -> str:
+        kind = el.get("type")
+        action_id = el.get("action_id") or ""
+        if kind == "button":
+            number = len(self.buttons) + 1
+            self.buttons.append(
+                Button(
+                    number=number,
+                    text=_text(el.get("text")),
+                    action_id=action_id,
+                    value=el.get("value") or "",
+                    block_id=block_id,
+                    style=el.get("style"),
+                    url=el.get("url"),
+                )
+            )
+            return f"[{number}] {_text(el.get('text'))}"
+        options = list(el.get("options") or [])
+        for group in el.get("option_groups") or []:
+            options.extend(group.get("options") or [])
+        if options:
+            label = _text(el.get("placeholder")) or kind or "choose"
+            numbered = []
+            for option in options:
+                number = len(self.buttons) + 1
+                text = _text(option.get("text"))
+                self.buttons.append(
+                    Button(
+                        number=number,
+                        text=text,
+                        action_id=action_id,
+                        value=option.get("value") or "",
+                        block_id=block_id,
+                        kind=kind or "",
+                    )
+                )
+                numbered.append(f"[{number}] {text}")
+            return f"{label}: " + "  ".join(numbered)
+        if el.get("placeholder"):
+            return f"({kind}) {_text(el['placeholder'])}"
+        if kind == "image":
+            return f"[{el.get('alt_text') or 'image'}]"
+        return f"({kind})" if kind else ""
+
+    def rich(self, el: dict, indent: str = "") -> None:
+        kind = el.get("type")
+        if kind == "rich_text_section":
+            self.add(_rich_inline(el.get("elements") or []), indent)
+        elif kind == "rich_text_list":
+            ordered = el.get("style") == "ordered"
+            sub = indent + "  " * int(el.get("indent") or 0)
+            for i, item in enumerate(el.get("elements") or [], start=1):
+                bullet = f"{i}. " if ordered else "• "
+                self.add(bullet + _rich_inline(item.get("elements") or []), sub)
+        elif kind == "rich_text_preformatted":
+            self.add("```")
+            self.add(_rich_inline(el.get("elements") or []), indent)
+            self.add("```")
+        elif kind == "rich_text_quote":
+            self.add(_rich_inline(el.get("elements") or []), indent + "> ")
+
+
+def _rich_inline(elements: list) -> str:
+    out = []
+    for el in elements:
+        kind = el.get("type")
+        if kind == "text":
+            text = el.get("text") or ""
+            style = el.get("style") or {}
+            if style.get("bold"):
+                text = f"*{text}*"
+            if style.get("code"):
+                text = f"`{text}`"
+            out.append(text)
+        elif kind == "link":
+            url = el.get("url") or ""
+            out.append(f"{el['text']} ({url})" if el.get("text") else url)
+        elif kind == "user":
+            out.append("@" + (el.get("user_id") or ""))
+        elif kind == "channel":
+            out.append("#" + (el.get("channel_id") or ""))
+        elif kind == "usergroup":
+            out.append("@" + (el.get("usergroup_id") or ""))
+        elif kind == "broadcast":
+            out.append("@" + (el.get("range") or "here"))
+        elif kind == "emoji":
+            out.append(f":{el.get('name', '')}:")
+        elif kind == "date":
+            out.append(el.get("fallback") or str(el.get("timestamp", "")))
+    return "".join(out)
+
+
+def render_message(message: dict) -> tuple[str, list[Button]]:
+    """A message (as posted or stored) as terminal text, plus its numbered buttons.
+
+    Blocks win over `text` (as in Slack, where `text` is then only the notification fallback).
+    """
+    renderer = _Renderer()
+    blocks = message.get("blocks") or []
+    if blocks:
+        renderer.blocks(blocks)
+    elif message.get("text"):
+        renderer.add(mrkdwn_to_text(message["text"]))
+    for attachment in message.get("attachments") or []:
+        if attachment.get("blocks"):
+            renderer.blocks(attachment["blocks"])
+        elif attachment.get("text") or attachment.get("fallback"):
+            renderer.add(mrkdwn_to_text(attachment.get("text") or attachment["fallback"]), "| ")
+    return renderer.result()
+
+
+def render_view(view: dict) -> tuple[str, list[Button]]:
+    """A modal or App Home as terminal text; input blocks show as `(input) Label`."""
+    renderer = _Renderer()
+    if view.get("type", "modal") == "modal" and view.get("title"):
+        title = _text(view["title"])
+        renderer.add(f"[ {title} ]")
+        renderer.add("")
+    renderer.blocks(view.get("blocks") or [])
+    actions = [_text(view[k]) for k in ("close", "submit") if view.get(k)]
+    if actions:
+        renderer.add("")
+        renderer.add("  ".join(f"<{a}>" for a in actions))
+    return renderer.result()
