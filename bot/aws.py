@@ -1,0 +1,122 @@
+"""boto3 sessions and clients: the standard credential chain, adaptive retries, and a call counter.
+
+``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` are honoured by botocore itself, which is how
+the demo and the tests point everything at a local moto server.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+# Throttling is normal at scale: botocore's adaptive mode adds client-side rate limiting on top of
+# exponential backoff. Connect/read timeouts keep a dead endpoint from hanging a scan.
+RETRY_CONFIG = BotoConfig(
+    retries={"mode": "adaptive", "max_attempts": 8},
+    connect_timeout=5,
+    read_timeout=30,
+    user_agent_extra="iamwarden",
+)
+
+ACCESS_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "UnauthorizedAccess",
+        "AuthorizationError",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+    }
+)
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+
+
+class CallCounter:
+    """Counts API calls (including retries, which AWS bills and throttles the same) per operation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_operation: Counter[str] = Counter()
+
+    def __call__(self, model: Any = None, **_: Any) -> None:
+        name = getattr(model, "name", "unknown")
+        service = getattr(getattr(model, "service_model", None), "service_name", "")
+        with self._lock:
+            self.by_operation[f"{service}:{name}"] += 1
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.by_operation.values())
+
+
+@dataclass
+class AwsFactory:
+    """Makes boto3 clients from one session; optionally assumes a role first (for other accounts)."""
+
+    region: str = "us-east-1"
+    session: boto3.session.Session | None = None
+    counter: CallCounter = field(default_factory=CallCounter)
+
+    def __post_init__(self) -> None:
+        if self.session is None:
+            self.session = boto3.session.Session(region_name=self.region)
+
+    def client(self, service: str, *, counter: CallCounter | None = None) -> Any:
+        client = self.session.client(service, region_name=self.region, config=RETRY_CONFIG)
+        client.meta.events.register("before-call.*.*", counter or self.counter)
+        return client
+
+    def for_role(
+        self, role_arn: str, *, session_name: str = "iamwarden-audit", external_id: str | None = None
+    ) -> AwsFactory:
+        """A factory whose clients act as ``role_arn`` (used to read other accounts)."""
+        params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": session_name}
+        if external_id:
+            params["ExternalId"] = external_id
+        creds = self.client("sts").assume_role(**params)["Credentials"]
+        session = boto3.session.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=self.region,
+        )
+        return AwsFactory(region=self.region, session=session, counter=self.counter)
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code", "Unknown")
+    if isinstance(exc, BotoCoreError):
+        return type(exc).__name__
+    return type(exc).__name__
+
+
+def is_access_denied(exc: BaseException) -> bool:
+    return error_code(exc) in ACCESS_DENIED_CODES
+
+
+def is_throttled(exc: BaseException) -> bool:
+    return error_code(exc) in THROTTLING_CODES
+
+
+def describe_aws_error(exc: BaseException, action: str) -> str:
+    """One short, true sentence for a person; never includes credentials."""
+    code = error_code(exc)
+    if code in ACCESS_DENIED_CODES:
+        return f"AWS denied {action} ({code}): the bot's IAM role lacks the permission. See the README's bot policy."
+    if code in THROTTLING_CODES:
+        return f"AWS is throttling {action} ({code}); the bot retried and gave up for now. Try again in a minute."
+    if isinstance(exc, BotoCoreError):
+        return f"Could not reach AWS for {action} ({code})."
+    return f"AWS refused {action} ({code})."

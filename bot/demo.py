@@ -1,0 +1,263 @@
+"""``iamwarden demo``: the whole bot on its embedded default, in a terminal.
+
+An in-process AWS (moto) seeded with the demo company, a local Slack Web API stand-in, and the bot
+itself in HTTP mode on loopback, driven by correctly signed requests exactly as Slack would send
+them. With a terminal it is a chat: type ``/iam …`` as a demo person, click buttons by number.
+Without one (stdin not a TTY) it runs a scripted tour and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from bot.app import Health, HttpServer, build_app, wsgi_app
+from bot.clock import SystemClock
+from bot.sandbox.aws import MotoSandbox
+from bot.sandbox.demo_account import DEMO_CONFIG, PEOPLE, seed_demo_account
+from bot.sandbox.render import Button, render_message, render_view
+from bot.sandbox.slack_api import FakeSlack
+from bot.sandbox.slack_sender import SlackSender
+from bot.services import Services
+from bot.settings import Config, load_settings
+
+SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - the local stand-in's, not a real secret
+BOT_TOKEN = "xoxb-testing"  # noqa: S105
+
+# Web API methods whose calls are shown to the person at the terminal.
+_SHOWN = {
+    "chat.postMessage",
+    "chat.postEphemeral",
+    "chat.update",
+    "response_url",
+    "views.open",
+    "views.update",
+    "views.push",
+    "views.publish",
+    "files.completeUploadExternal",
+}
+
+
+@dataclass
+class DemoSession:
+    """A running demo: sandbox AWS, fake Slack, the bot, and a sender acting as a demo person."""
+
+    out: TextIO = sys.stdout
+    workdir: Path | None = None
+    user: str = "U0ADA"
+    buttons: list[Button] = field(default_factory=list)
+    _seen: int = 0
+
+    def start(self) -> DemoSession:
+        self.workdir = self.workdir or Path(tempfile.mkdtemp(prefix="iamwarden-demo-"))
+        self.sandbox = MotoSandbox().start()
+        self.sandbox.apply_env()
+        self.slack = FakeSlack(bot_token=BOT_TOKEN).start()
+        for person in PEOPLE:
+            self.slack.add_user(
+                person.slack_id,
+                name=person.name,
+                real_name=person.real_name,
+                email=person.email,
+                deleted=person.deleted,
+            )
+        self.slack.set_usergroup("security", ["U0SAM"])
+        settings = load_settings(
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=self.slack.base_url,
+            db=self.workdir / "iamwarden.db",
+            config=Config.model_validate(DEMO_CONFIG),
+        )
+        self.services = Services.from_settings(settings, clock=SystemClock())
+        seed_demo_account(self.services.aws, self.sandbox, now=self.services.clock.now())
+        self.app = build_app(self.services)
+        self.server = HttpServer(wsgi_app(self.app, Health(self.services))).start()
+        self.sender = SlackSender(self.server.url + "/slack/events", SIGNING_SECRET, fake_slack=self.slack)
+        self._seen = len(self.slack.calls)
+        return self
+
+    def stop(self) -> None:
+        for part in ("server", "slack", "sandbox"):
+            obj = getattr(self, part, None)
+            if obj is not None:
+                obj.stop()
+
+    # -- acting as a person -------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out)
+
+    def command(self, text: str, *, user: str | None = None) -> None:
+        user = user or self.user
+        self.say(f"\n{self.name_of(user)}> {text}")
+        words = text.strip().split(None, 1)
+        command, rest = words[0], (words[1] if len(words) > 1 else "")
+        response = self.sender.command(user, rest, command=command, channel_id="C0GENERAL")
+        self._show_http(response)
+        self.settle()
+
+    def click(self, number: int, *, user: str | None = None) -> None:
+        user = user or self.user
+        button = next((b for b in self.buttons if b.number == number), None)
+        if button is None:
+            self.say(f"(no button {number})")
+            return
+        self.say(f"\n{self.name_of(user)} clicks [{number}] {button.text}")
+        message = getattr(button, "message", None)
+        response = self.sender.block_action(
+            user,
+            button.action_id,
+            button.value,
+            block_id=button.block_id,
+            channel_id=getattr(button, "channel", None) or "C0GENERAL",
+            message=message,
+        )
+        self._show_http(response)
+        self.settle()
+
+    def click_label(self, label: str, *, user: str | None = None) -> bool:
+        for b in reversed(self.buttons):
+            if label.lower() in b.text.lower():
+                self.click(b.number, user=user)
+                return True
+        self.say(f"(no button like {label!r})")
+        return False
+
+    def name_of(self, user_id: str) -> str:
+        return next((p.name for p in PEOPLE if p.slack_id == user_id), user_id)
+
+    # -- showing what the bot did -------------------------------------------------------------------
+
+    def _show_http(self, response: object) -> None:
+        status = getattr(response, "status", 0)
+        if status != 200:
+            self.say(f"  (Slack would show an error: HTTP {status})")
+            return
+        body = response.json() if hasattr(response, "json") else None
+        if body:
+            self._show_message("bot (only you)", body)
+
+    def settle(self, quiet_for: float = 0.3, limit: float = 15.0) -> None:
+        """Wait until the bot stops making Web API calls, then show what it sent."""
+        deadline = time.monotonic() + limit
+        last = len(self.slack.calls)
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now_count = len(self.slack.calls)
+            if now_count != last:
+                last, quiet_since = now_count, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_for:
+                break
+        for call in self.slack.calls[self._seen :]:
+            if (
+                call.method not in _SHOWN
+                or not call.response.get("ok", True)
+                and call.method != "response_url"
+            ):
+                continue
+            where = call.args.get("channel") or call.args.get("channel_id") or ""
+            if call.method in ("views.open", "views.update", "views.push", "views.publish"):
+                view = call.args.get("view")
+                if isinstance(view, str):
+                    view = json.loads(view)
+                text, buttons = render_view(view or {})
+                self._print_block(f"bot ({call.method.split('.')[1]} view)", text, buttons, None, None)
+                continue
+            if call.method == "files.completeUploadExternal":
+                self.say(f"  [file uploaded to {where}]")
+                continue
+            label = {
+                "chat.postEphemeral": "bot (only you)",
+                "response_url": "bot (only you)",
+                "chat.update": f"bot updated a message in {where}",
+            }.get(call.method, f"bot in {where}")
+            message = dict(call.args)
+            ts = call.response.get("ts") or call.args.get("ts")
+            self._show_message(label, message, channel=where or None, ts=ts)
+        self._seen = len(self.slack.calls)
+
+    def _show_message(
+        self, label: str, message: dict, *, channel: str | None = None, ts: str | None = None
+    ) -> None:
+        blocks = message.get("blocks")
+        if isinstance(blocks, str):
+            message = {**message, "blocks": json.loads(blocks)}
+        text, buttons = render_message(message)
+        self._print_block(label, text, buttons, channel, {**message, "ts": ts} if ts else message)
+
+    def _print_block(
+        self, label: str, text: str, buttons: list[Button], channel: str | None, message: dict | None
+    ) -> None:
+        self.say(f"  ── {label} ──")
+        for line in text.splitlines():
+            self.say(f"  {line}")
+        base = len(self.buttons)
+        for b in buttons:
+            b.number = base + b.number
+            b.channel = channel  # type: ignore[attr-defined]
+            b.message = message  # type: ignore[attr-defined]
+            self.buttons.append(b)
+            self.say(f"  [{b.number}] {b.text}")
+
+
+# The scripted tour: features append steps. Each step acts on a running DemoSession.
+TOUR: list[Callable[[DemoSession], None]] = [
+    lambda s: s.say(
+        "iamwarden demo: the demo company's AWS runs in-process (moto); Slack is a local stand-in."
+    ),
+    lambda s: s.command("/iam help", user="U0ADA"),
+    lambda s: s.command("/iam frobnicate", user="U0ADA"),
+]
+
+CHAT_HELP = """Type /iam … to talk to the bot as the current person; a number clicks a button.
+  as NAME      act as another demo person (ada, bob, carlos, sam)
+  tour         run the scripted tour
+  quit         leave"""
+
+
+def run_demo(*, interactive: bool | None = None, out: TextIO = sys.stdout, inp: TextIO = sys.stdin) -> int:
+    interactive = inp.isatty() if interactive is None else interactive
+    session = DemoSession(out=out)
+    try:
+        session.start()
+        if not interactive:
+            for step in TOUR:
+                step(session)
+            session.say("\nTour finished. Run `make demo` in a terminal to chat with the bot yourself.")
+            return 0
+        session.say(CHAT_HELP)
+        while True:
+            try:
+                line = input(f"{session.name_of(session.user)}> ").strip()
+            except EOFError:
+                return 0
+            if not line:
+                continue
+            if line in ("quit", "exit"):
+                return 0
+            if line == "tour":
+                for step in TOUR:
+                    step(session)
+            elif line.startswith("as "):
+                name = line[3:].strip().lower()
+                person = next((p for p in PEOPLE if p.name == name or p.slack_id == name.upper()), None)
+                if person is None:
+                    session.say("unknown person; try ada, bob, carlos or sam")
+                else:
+                    session.user = person.slack_id
+            elif line.isdigit():
+                session.click(int(line))
+            elif line.startswith("/"):
+                session.command(line)
+            else:
+                session.say(CHAT_HELP)
+    finally:
+        session.stop()

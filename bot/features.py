@@ -1,0 +1,1 @@
+"""Imports the feature modules that declare scheduled jobs, so ``bot.jobs`` sees them all."""

@@ -1,0 +1,83 @@
+"""Periodic jobs (scan, digest, expiry sweep, alert polling) on APScheduler, in ``iamwarden run``.
+
+Features declare jobs with ``@job(...)``; each job gets the Services and the Slack WebClient.
+Jobs must be idempotent per slot (claim the slot in SQLite before posting) because two instances
+may run and a restart may replay a missed slot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobSpec:
+    name: str
+    run: Callable[[Services, Any], None]
+    # Either a cron expression read from config (callable so config decides) or an interval in seconds.
+    cron: Callable[[Services], str | None] | None = None
+    every_seconds: Callable[[Services], float | None] | None = None
+
+
+JOBS: list[JobSpec] = []
+
+
+def job(
+    name: str,
+    *,
+    cron: Callable[[Services], str | None] | None = None,
+    every_seconds: Callable[[Services], float | None] | None = None,
+) -> Callable:
+    def register_job(fn: Callable[[Services, Any], None]) -> Callable[[Services, Any], None]:
+        JOBS.append(JobSpec(name=name, run=fn, cron=cron, every_seconds=every_seconds))
+        return fn
+
+    return register_job
+
+
+def _safe(spec: JobSpec, services: Services, client: Any) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            spec.run(services, client)
+        except Exception:
+            log.exception("job %s failed; it will run again at its next slot", spec.name)
+
+    return run
+
+
+def start_background_jobs(services: Services, client: Any) -> Callable[[], None]:
+    """Start the scheduler with every declared job; returns a function that stops it."""
+    import bot.features  # noqa: F401  (imports feature modules so their @job declarations run)
+
+    tz = services.config.schedule.timezone
+    scheduler = BackgroundScheduler(timezone=tz)
+    for spec in JOBS:
+        trigger = None
+        if spec.cron is not None and (expr := spec.cron(services)):
+            trigger = CronTrigger.from_crontab(expr, timezone=tz)
+        elif spec.every_seconds is not None and (seconds := spec.every_seconds(services)):
+            trigger = IntervalTrigger(seconds=seconds)
+        if trigger is None:
+            continue
+        scheduler.add_job(
+            _safe(spec, services, client),
+            trigger,
+            id=spec.name,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=int(services.config.schedule.catch_up_grace.total_seconds()),
+        )
+        log.info("scheduled job %s", spec.name)
+    scheduler.start()
+    return lambda: scheduler.shutdown(wait=False)

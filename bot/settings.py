@@ -1,0 +1,285 @@
+"""Settings: environment variables (Slack's conventional names, ``IAMWARDEN_*``) plus a TOML file.
+
+Built once at start-up (``load_settings``) and passed down; nothing else reads the environment.
+Secrets are ``SecretStr`` and revealed only at the call that needs them.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DURATION = re.compile(
+    r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*(?:(\d+)\s*s)?\s*$", re.I
+)
+
+
+def parse_duration(text: str | int | float | timedelta) -> timedelta:
+    """Parse ``"2h"``, ``"90m"``, ``"1h30m"``, ``"7d"`` or a number of seconds into a timedelta.
+
+    Raises ValueError with a message a person can act on.
+    """
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, int | float):
+        return timedelta(seconds=text)
+    raw = str(text).strip()
+    if raw.isdigit():
+        return timedelta(seconds=int(raw))
+    match = _DURATION.match(raw)
+    if not raw or not match or not any(match.groups()):
+        raise ValueError(f"'{raw}' is not a duration; use forms like 30m, 2h, 1h30m or 7d")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+Duration = Annotated[timedelta, Field()]
+
+
+class _Section(BaseModel):
+    # Typos in the config file are errors, not silently ignored settings.
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _durations(cls, value: Any, info: Any) -> Any:
+        field = cls.model_fields.get(info.field_name)
+        if field is not None and field.annotation in (timedelta, timedelta | None) and value is not None:
+            return parse_duration(value)
+        return value
+
+
+class SlackConfig(_Section):
+    approvals_channel: str | None = None
+    security_channel: str | None = None
+    digest_channel: str | None = None
+    alerts_channel: str | None = None
+    # Slack user ids (U…) and/or user-group handles ("@security").
+    security_team: list[str] = Field(default_factory=list)
+
+
+class RoleConfig(_Section):
+    name: str
+    arn: str
+    max_duration: timedelta = timedelta(hours=1)
+    approvers: list[str] = Field(default_factory=list)
+    approvals_required: int = Field(default=1, ge=1)
+    break_glass: bool = False
+    # False, or a regular expression the ticket must match.
+    require_ticket: bool | str = False
+    # Who may request it: user ids / group handles; empty means everyone.
+    requesters: list[str] = Field(default_factory=list)
+    description: str = ""
+
+    @property
+    def account_id(self) -> str:
+        parts = self.arn.split(":")
+        return parts[4] if len(parts) > 4 else ""
+
+
+class AccountConfig(_Section):
+    id: str
+    name: str = ""
+    # Role to assume to read this account; empty means the bot's own credentials.
+    role_arn: str | None = None
+    external_id: str | None = None
+
+
+class OrganizationsConfig(_Section):
+    enabled: bool = False
+    # Role name assumed in each member account.
+    audit_role_name: str = "OrganizationAccountAccessRole"
+    exclude: list[str] = Field(default_factory=list)
+
+
+class ScanConfig(_Section):
+    key_rotation_days: int = 90
+    key_unused_days: int = 45
+    password_unused_days: int = 45
+    role_unused_days: int = 90
+    root_recent_use_days: int = 90
+    min_password_length: int = 14
+    password_reuse_prevention: int = 24
+    max_workers: int = 4
+    # Policies and roles whose change is critical (alerts) or which are crown jewels.
+    critical_policies: list[str] = Field(default_factory=list)
+
+
+class IdentityConfig(_Section):
+    # IAM user tag whose value is matched to the Slack member's email.
+    tag_key: str = "email"
+    # Explicit mapping: Slack user id -> list of IAM principal names or ARNs. Wins over tags.
+    map: dict[str, list[str]] = Field(default_factory=dict)
+    directory_refresh: timedelta = timedelta(hours=6)
+
+
+class ScheduleConfig(_Section):
+    timezone: str = "UTC"
+    scan_cron: str = "0 7 * * *"
+    digest_cron: str = "30 7 * * *"
+    catch_up_grace: timedelta = timedelta(hours=6)
+
+
+class AccessConfig(_Section):
+    pending_timeout: timedelta = timedelta(minutes=60)
+    min_duration: timedelta = timedelta(minutes=15)
+    deliver_credentials: str = Field(default="ephemeral", pattern="^(ephemeral|dm)$")
+    federation_url: str = "https://signin.aws.amazon.com/federation"
+    max_extensions: int = 2
+    break_glass_daily_cap: int = 1
+
+
+class AlertsConfig(_Section):
+    queue_url: str | None = None
+    lookup_events: bool = False
+    poll_interval: timedelta = timedelta(seconds=20)
+    actor_confirm_timeout: timedelta = timedelta(minutes=30)
+
+
+class SuppressionConfig(_Section):
+    fingerprint: str | None = None
+    check_id: str | None = None
+    principal: str | None = None
+    reason: str
+    expires: str | None = None
+
+
+class Config(_Section):
+    """The TOML file named by ``IAMWARDEN_CONFIG``."""
+
+    slack: SlackConfig = Field(default_factory=SlackConfig)
+    roles: list[RoleConfig] = Field(default_factory=list)
+    accounts: list[AccountConfig] = Field(default_factory=list)
+    organizations: OrganizationsConfig = Field(default_factory=OrganizationsConfig)
+    scan: ScanConfig = Field(default_factory=ScanConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    suppressions: list[SuppressionConfig] = Field(default_factory=list)
+
+    def role(self, name: str) -> RoleConfig | None:
+        return next((r for r in self.roles if r.name == name), None)
+
+
+class Settings(BaseSettings):
+    """Process settings. Environment variables: Slack's own names, everything else ``IAMWARDEN_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="IAMWARDEN_", extra="ignore", populate_by_name=True)
+
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET")
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", validation_alias=AliasChoices("IAMWARDEN_SLACK_API_URL")
+    )
+    host: str = Field(default="0.0.0.0", validation_alias=AliasChoices("IAMWARDEN_HOST"))  # noqa: S104
+    port: int = Field(default=3000, ge=0, le=65535, validation_alias=AliasChoices("IAMWARDEN_PORT"))
+    db: Path = Field(default=Path("iamwarden.db"), validation_alias=AliasChoices("IAMWARDEN_DB"))
+    config_file: Path | None = Field(default=None, validation_alias=AliasChoices("IAMWARDEN_CONFIG"))
+    log_level: str = Field(
+        default="INFO",
+        pattern="^(DEBUG|INFO|WARNING|ERROR)$",
+        validation_alias=AliasChoices("IAMWARDEN_LOG_LEVEL"),
+    )
+    aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("IAMWARDEN_AWS_REGION"))
+    # Loaded from the TOML file, never from an environment variable (IAMWARDEN_CONFIG is the file's path).
+    _config: Config = PrivateAttr(default_factory=Config)
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, value: Config) -> None:
+        self._config = value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+
+# Field name -> the variable a person sets, for one-line error messages.
+ENV_NAMES = {
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_app_token": "SLACK_APP_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_api_url": "IAMWARDEN_SLACK_API_URL",
+    "host": "IAMWARDEN_HOST",
+    "port": "IAMWARDEN_PORT",
+    "db": "IAMWARDEN_DB",
+    "config_file": "IAMWARDEN_CONFIG",
+    "log_level": "IAMWARDEN_LOG_LEVEL",
+    "aws_region": "IAMWARDEN_AWS_REGION",
+}
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid. The message is one line naming it and what is wrong."""
+
+
+def _first_error(exc: ValidationError, where: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    name = ENV_NAMES.get(loc, loc) if where == "env" else f"{where}: {loc}"
+    message = err["msg"]
+    if err["type"] == "missing":
+        message = "is required"
+    return f"{name}: {message}"
+
+
+def load_config(path: Path) -> Config:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"IAMWARDEN_CONFIG: file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"IAMWARDEN_CONFIG: {path} is not valid TOML: {exc}") from None
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise SettingsError(_first_error(exc, str(path))) from None
+
+
+def load_settings(*, require: tuple[str, ...] = (), **overrides: Any) -> Settings:
+    """Read the environment (and the TOML file), validate, and check the settings ``require`` names.
+
+    Raises SettingsError (one line) instead of a traceback.
+    """
+    config = overrides.pop("config", None)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_first_error(exc, "env")) from None
+    if config is not None:
+        settings.config = config if isinstance(config, Config) else Config.model_validate(config)
+    elif settings.config_file is not None:
+        settings.config = load_config(settings.config_file)
+    for name in require:
+        if getattr(settings, name) is None:
+            raise SettingsError(f"{ENV_NAMES.get(name, name)}: is required")
+    return settings
