@@ -215,6 +215,11 @@ TOUR: list[Callable[[DemoSession], None]] = [
     ),
     lambda s: s.command("/iam help", user="U0ADA"),
     lambda s: s.command("/iam frobnicate", user="U0ADA"),
+    # -- scan (issue: hygiene scan) --
+    # -- queries: whoami-risks, can, who-can --
+    # -- digest --
+    # -- just-in-time access --
+    # -- alerts --
 ]
 
 CHAT_HELP = """Type /iam … to talk to the bot as the current person; a number clicks a button.

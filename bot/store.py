@@ -9,6 +9,7 @@ Each feature adds tables by appending a ``@migrations()`` function below; never 
 
 from __future__ import annotations
 
+import importlib
 import json
 import sqlite3
 import threading
@@ -22,6 +23,9 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 migrations = Migrations("iamwarden")
+
+# Modules that declare tables with @migrations(); imported before migrating so every table exists.
+SCHEMA_MODULES = ("bot.findings",)
 
 
 def utcnow() -> datetime:
@@ -77,6 +81,8 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._migrate_lock = threading.Lock()
+        for module in SCHEMA_MODULES:
+            importlib.import_module(module)
         with self._migrate_lock:
             migrations.apply(self.db)
 

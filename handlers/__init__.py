@@ -9,7 +9,14 @@ from slack_bolt import App
 from bot.services import Services
 
 # Each module exposes register(app, services). Order matters only for readability.
-MODULES = ("handlers.commands", "handlers.home")
+MODULES = (
+    "handlers.commands",
+    "handlers.home",
+    "handlers.queries",
+    "handlers.digest",
+    "handlers.access",
+    "handlers.alerts",
+)
 
 
 def register_all(app: App, services: Services) -> None:

@@ -9,11 +9,19 @@ from enum import StrEnum
 
 
 class ActionId(StrEnum):
-    # Feature modules add members here; each must have a listener (tests/test_manifest.py).
+    # Feature modules add members in their own section; each must have a listener
+    # (tests/test_foundation.py::test_every_action_id_has_a_listener).
     HOME_REFRESH = "home_refresh"
+    # -- queries / App Home (handlers/queries.py) --
+    # -- digest, nudges, offboarding (handlers/digest.py) --
+    # -- just-in-time access (handlers/access.py) --
+    # -- alerts (handlers/alerts.py) --
 
 
 class CallbackId(StrEnum):
+    # -- digest (handlers/digest.py) --
+    # -- just-in-time access (handlers/access.py) --
+    # -- alerts (handlers/alerts.py) --
     pass
 
 

@@ -1,0 +1,226 @@
+"""Findings and stored snapshots: the contract between the scan and everything that reads it.
+
+A scan of one account produces one snapshot row (its time, API-call count, status and the
+collected inventory as JSON) and that snapshot's findings. Answers, digests and alerts read these
+rows; they never call AWS live.
+
+The findings JSON (DESIGN.md) is ``Finding.public()``: ``check_id``, ``severity``, ``principal_arn``,
+``principal_name``, ``title``, ``detail``, ``remediation``, ``cis``, ``owner``; plus ``account_id``,
+``fingerprint``, ``status`` and suppression fields, which scripts may also use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlite_utils
+from pydantic import BaseModel, Field, computed_field
+
+from bot.store import Store, iso, migrations
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 is the most severe; sort ascending to put critical first."""
+        return list(Severity).index(self)
+
+    def at_least(self, other: Severity) -> bool:
+        return self.rank <= other.rank
+
+
+class FindingStatus(StrEnum):
+    FAIL = "fail"  # the check evaluated and found a problem
+    UNKNOWN = "unknown"  # the check could not evaluate (a source was unavailable); never a pass
+
+
+class Finding(BaseModel):
+    check_id: str
+    severity: Severity
+    account_id: str
+    principal_arn: str | None = None
+    principal_name: str | None = None
+    title: str
+    detail: str = ""
+    remediation: str = ""
+    cis: list[str] = Field(default_factory=list)
+    owner: str | None = None  # Slack user id when known
+    status: FindingStatus = FindingStatus.FAIL
+    # What makes this finding distinct beyond check+account+principal (e.g. an access key id).
+    detail_key: str = ""
+    suppressed: bool = False
+    suppression_reason: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def fingerprint(self) -> str:
+        """Stable across scans: check + account + principal + detail key."""
+        raw = "|".join([self.check_id, self.account_id, self.principal_arn or "", self.detail_key])
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+    def public(self) -> dict[str, Any]:
+        """One object of the findings JSON (the scripted contract)."""
+        return {
+            "check_id": self.check_id,
+            "severity": self.severity.value,
+            "principal_arn": self.principal_arn,
+            "principal_name": self.principal_name,
+            "title": self.title,
+            "detail": self.detail,
+            "remediation": self.remediation,
+            "cis": list(self.cis),
+            "owner": self.owner,
+            "account_id": self.account_id,
+            "fingerprint": self.fingerprint,
+            "status": self.status.value,
+            "suppressed": self.suppressed,
+            "suppression_reason": self.suppression_reason,
+        }
+
+
+def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (f.severity.rank, f.check_id, f.principal_name or "", f.detail_key))
+
+
+@migrations()
+def m010_snapshots_and_findings(db: sqlite_utils.Database) -> None:
+    db["snapshots"].create(
+        {
+            "id": int,
+            "account_id": str,
+            "account_name": str,
+            "scanned_at": str,
+            "api_calls": int,
+            "status": str,  # "ok" | "failed"
+            "error": str,
+            "inventory": str,  # JSON of the collected snapshot (credential report rows, GAAD, …)
+        },
+        pk="id",
+    )
+    db["snapshots"].create_index(["account_id", "scanned_at"])
+    db["findings"].create(
+        {
+            "id": int,
+            "snapshot_id": int,
+            "account_id": str,
+            "fingerprint": str,
+            "check_id": str,
+            "severity": str,
+            "status": str,
+            "principal_arn": str,
+            "principal_name": str,
+            "owner": str,
+            "suppressed": int,
+            "data": str,  # Finding JSON
+        },
+        pk="id",
+        foreign_keys=[("snapshot_id", "snapshots", "id")],
+    )
+    db["findings"].create_index(["snapshot_id"])
+    db["findings"].create_index(["principal_arn"])
+    db["findings"].create_index(["fingerprint"])
+
+
+def save_snapshot(
+    store: Store,
+    *,
+    account_id: str,
+    scanned_at: datetime,
+    api_calls: int,
+    inventory: dict[str, Any] | None,
+    findings: Iterable[Finding],
+    account_name: str = "",
+    status: str = "ok",
+    error: str | None = None,
+) -> int:
+    """Store one account's snapshot and its findings atomically; returns the snapshot id."""
+    with store.transaction() as db:
+        snapshot_id = (
+            db["snapshots"]
+            .insert(
+                {
+                    "account_id": account_id,
+                    "account_name": account_name,
+                    "scanned_at": iso(scanned_at),
+                    "api_calls": api_calls,
+                    "status": status,
+                    "error": error,
+                    "inventory": json.dumps(inventory, default=str) if inventory is not None else None,
+                }
+            )
+            .last_pk
+        )
+        db["findings"].insert_all(
+            (
+                {
+                    "snapshot_id": snapshot_id,
+                    "account_id": f.account_id,
+                    "fingerprint": f.fingerprint,
+                    "check_id": f.check_id,
+                    "severity": f.severity.value,
+                    "status": f.status.value,
+                    "principal_arn": f.principal_arn,
+                    "principal_name": f.principal_name,
+                    "owner": f.owner,
+                    "suppressed": int(f.suppressed),
+                    "data": f.model_dump_json(),
+                }
+                for f in findings
+            ),
+            batch_size=500,
+        )
+    return snapshot_id
+
+
+def latest_snapshots(store: Store, *, status: str | None = "ok") -> list[dict[str, Any]]:
+    """The newest snapshot row per account (without the inventory JSON)."""
+    where = "WHERE status = ?" if status else ""
+    params = [status] if status else []
+    sql = f"""
+        SELECT id, account_id, account_name, scanned_at, api_calls, status, error FROM snapshots s
+        WHERE id = (SELECT max(id) FROM snapshots t WHERE t.account_id = s.account_id {where.replace("WHERE", "AND")})
+        ORDER BY account_id
+    """  # noqa: S608 - only fixed fragments are interpolated
+    return [
+        dict(zip([c[0] for c in cur.description], row, strict=True))
+        for cur in [store.execute(sql, params)]
+        for row in cur.fetchall()
+    ]
+
+
+def snapshot_inventory(store: Store, snapshot_id: int) -> dict[str, Any] | None:
+    row = store.execute("SELECT inventory FROM snapshots WHERE id = ?", [snapshot_id]).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
+
+
+def findings_of(
+    store: Store, snapshot_ids: Iterable[int], *, principal_arns: Iterable[str] | None = None
+) -> list[Finding]:
+    ids = list(snapshot_ids)
+    if not ids:
+        return []
+    sql = f"SELECT data FROM findings WHERE snapshot_id IN ({','.join('?' * len(ids))})"  # noqa: S608
+    params: list[Any] = list(ids)
+    if principal_arns is not None:
+        arns = list(principal_arns)
+        if not arns:
+            return []
+        sql += f" AND principal_arn IN ({','.join('?' * len(arns))})"
+        params += arns
+    return sort_findings(Finding.model_validate_json(row[0]) for row in store.execute(sql, params).fetchall())
+
+
+def latest_findings(store: Store, *, principal_arns: Iterable[str] | None = None) -> list[Finding]:
+    """Findings of the newest successful snapshot of every account."""
+    return findings_of(store, [s["id"] for s in latest_snapshots(store)], principal_arns=principal_arns)
