@@ -240,10 +240,12 @@ def run_demo(*, interactive: bool | None = None, out: TextIO = sys.stdout, inp: 
             return 0
         session.say(CHAT_HELP)
         while True:
-            try:
-                line = input(f"{session.name_of(session.user)}> ").strip()
-            except EOFError:
+            out.write(f"{session.name_of(session.user)}> ")
+            out.flush()
+            raw = inp.readline()
+            if not raw:
                 return 0
+            line = raw.strip()
             if not line:
                 continue
             if line in ("quit", "exit"):

@@ -87,6 +87,7 @@ class MotoSandbox:
         self._server: Any = None
         self.endpoint_url = ""
         self._roots: dict[str, RootAccount] = {}
+        self._saved_env: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
     def start(self) -> MotoSandbox:
@@ -106,6 +107,17 @@ class MotoSandbox:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        from moto.iam.models import IAMBackend
+
+        sandboxes = getattr(IAMBackend, "_iamwarden_sandboxes", [])
+        if self in sandboxes:
+            sandboxes.remove(self)
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = {}
 
     def __enter__(self) -> MotoSandbox:
         return self.start()
@@ -117,8 +129,10 @@ class MotoSandbox:
         return {**DUMMY_ENV, "AWS_ENDPOINT_URL": self.endpoint_url}
 
     def apply_env(self) -> None:
-        """Point this process's boto3 at the sandbox (the demo does this; tests use monkeypatch)."""
-        os.environ.update(self.env())
+        """Point this process's boto3 at the sandbox until ``stop()`` (the demo; tests use monkeypatch)."""
+        for key, value in self.env().items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
 
     def reset(self) -> None:
         req = urllib.request.Request(self.endpoint_url + "/moto-api/reset", method="POST", data=b"")

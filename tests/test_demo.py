@@ -1,0 +1,37 @@
+"""The embedded default: `iamwarden demo` runs its tour without a terminal, and chats with one."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.demo import run_demo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_tour_runs_without_a_terminal_and_exits_0():
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "demo"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ada> /iam help" in result.stdout
+    assert "Tour finished" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_demo_chat_switches_person_and_answers():
+    out = io.StringIO()
+    inp = io.StringIO("/iam help\nas sam\n/iam nonsense\nquit\n")
+    assert run_demo(interactive=True, out=out, inp=inp) == 0
+    text = out.getvalue()
+    assert "/iam help" in text
+    assert "sam> /iam nonsense" in text
+    assert "Unknown command" in text
