@@ -135,7 +135,7 @@ class MotoSandbox:
             os.environ[key] = value
 
     def reset(self) -> None:
-        req = urllib.request.Request(self.endpoint_url + "/moto-api/reset", method="POST", data=b"")
+        req = urllib.request.Request(self.endpoint_url + "/moto-api/reset", method="POST", data=b"")  # noqa: S310
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback only
             resp.read()
         with self._lock:
