@@ -151,6 +151,12 @@ class AlertsConfig(_Section):
     actor_confirm_timeout: timedelta = timedelta(minutes=30)
 
 
+class NudgesConfig(_Section):
+    # Opt-in: DM owners about their own findings, at most once per finding per every_days.
+    enabled: bool = False
+    every_days: int = Field(default=7, ge=1)
+
+
 class SuppressionConfig(_Section):
     fingerprint: str | None = None
     check_id: str | None = None
@@ -171,6 +177,7 @@ class Config(_Section):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    nudges: NudgesConfig = Field(default_factory=NudgesConfig)
     suppressions: list[SuppressionConfig] = Field(default_factory=list)
 
     def role(self, name: str) -> RoleConfig | None:

@@ -14,16 +14,26 @@ class ActionId(StrEnum):
     HOME_REFRESH = "home_refresh"
     # -- queries / App Home (handlers/queries.py) --
     # -- digest, nudges, offboarding (handlers/digest.py) --
+    DIGEST_SNOOZE = "digest_snooze"
+    DIGEST_NOTIFY_OWNER = "digest_notify_owner"
+    DIGEST_ACKNOWLEDGE = "digest_acknowledge"
+    DIGEST_DISABLE_ACCESS = "digest_disable_access"
+    NUDGE_FIXED = "nudge_fixed"
+    NUDGE_NOT_MINE = "nudge_not_mine"
     # -- just-in-time access (handlers/access.py) --
     # -- alerts (handlers/alerts.py) --
 
 
 class CallbackId(StrEnum):
     # -- digest (handlers/digest.py) --
+    DIGEST_SNOOZE_MODAL = "digest_snooze_modal"
     # -- just-in-time access (handlers/access.py) --
     # -- alerts (handlers/alerts.py) --
     pass
 
 
 class BlockId(StrEnum):
+    # -- digest (handlers/digest.py) --
+    SNOOZE_REASON = "snooze_reason"
+    SNOOZE_UNTIL = "snooze_until"
     pass
