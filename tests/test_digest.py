@@ -103,7 +103,9 @@ def csv_rows(slack) -> list[dict]:
 def two_scans(bot, clock):
     """Yesterday: carlos (old key) and ada (no MFA). Today: carlos fixed, ada still, dana new (critical)."""
     yesterday = clock.now() - timedelta(days=1)
-    carlos = finding("ACCESS_KEY_NOT_ROTATED", "carlos", Severity.MEDIUM, detail_key="access_key_1", owner="U0BOB")
+    carlos = finding(
+        "ACCESS_KEY_NOT_ROTATED", "carlos", Severity.MEDIUM, detail_key="access_key_1", owner="U0BOB"
+    )
     ada = finding("USER_CONSOLE_NO_MFA", "ada", Severity.HIGH, owner="U0ALICE")
     dana = finding("OFFBOARDED_USER_ACTIVE", "dana", Severity.CRITICAL, owner="U0DANA")
     root = finding("ROOT_MFA_DISABLED", "root", Severity.CRITICAL)
@@ -125,10 +127,19 @@ def test_digest_shows_new_and_resolved_between_two_snapshots(bot, two_scans):
     assert "1 new" in text and "1 resolved" in text
     # Offboarding first, with Disable access on the headline.
     assert "Needs offboarding first (1)" in text
-    assert [b["text"]["text"] for b in buttons_in(head)] == ["Disable access", "Notify owner", "Acknowledge", "Snooze"]
+    assert [b["text"]["text"] for b in buttons_in(head)] == [
+        "Disable access",
+        "Notify owner",
+        "Acknowledge",
+        "Snooze",
+    ]
     replies = thread(bot.slack, posted.ts)
     titles = [r["blocks"][0]["text"]["text"] for r in replies]
-    assert titles == ["Needs offboarding (1)", "Resolved since the previous digest (1)", "Oldest unresolved critical (2)"]
+    assert titles == [
+        "Needs offboarding (1)",
+        "Resolved since the previous digest (1)",
+        "Oldest unresolved critical (2)",
+    ]
     resolved = texts(replies[1])
     assert "carlos" in resolved
     oldest = texts(replies[2])
@@ -190,7 +201,9 @@ def test_scheduled_slot_is_posted_once_across_a_restart(make_bot, tmp_path, cloc
     assert run_digest_job(restarted.services, build_client(restarted.services)) is None
     assert len(headlines(restarted.slack)) == 1
     [slot] = slot_rows(restarted.store, kind="digest")
-    assert slot["slot"] == "2026-11-29T07:30:00+00:00" and slot["status"] == "posted" and slot["ts"] == posted.ts
+    assert (
+        slot["slot"] == "2026-11-29T07:30:00+00:00" and slot["status"] == "posted" and slot["ts"] == posted.ts
+    )
     # Tomorrow's slot is a new one.
     clock.advance(days=1)
     assert run_digest_job(restarted.services, build_client(restarted.services)) is not None
@@ -239,7 +252,9 @@ def test_a_failed_post_can_be_retried_but_a_posted_slot_cannot(bot, clock):
     assert claim_slot(store, kind="digest", channel=CHANNEL, slot="s1", now=now, instance="a")
     assert not claim_slot(store, kind="digest", channel=CHANNEL, slot="s1", now=now, instance="b")
     # The first poster vanished mid-post: after the lease another may take over.
-    assert claim_slot(store, kind="digest", channel=CHANNEL, slot="s1", now=now + timedelta(minutes=16), instance="b")
+    assert claim_slot(
+        store, kind="digest", channel=CHANNEL, slot="s1", now=now + timedelta(minutes=16), instance="b"
+    )
     bot.slack.fail_next("chat.postMessage", error="channel_not_found")
     store_scan(bot, [finding("USER_CONSOLE_NO_MFA", "ada")])
     with pytest.raises(Exception, match="channel_not_found"):
@@ -274,7 +289,9 @@ def test_snooze_records_who_and_why_and_expiry_brings_the_finding_back(bot, two_
         "U0SEC2",
         CallbackId.DIGEST_SNOOZE_MODAL,
         {
-            BlockId.SNOOZE_REASON: {BlockId.SNOOZE_REASON: {"type": "plain_text_input", "value": "HR confirms <!channel> leave"}},
+            BlockId.SNOOZE_REASON: {
+                BlockId.SNOOZE_REASON: {"type": "plain_text_input", "value": "HR confirms <!channel> leave"}
+            },
             BlockId.SNOOZE_UNTIL: {BlockId.SNOOZE_UNTIL: {"type": "datepicker", "selected_date": until}},
         },
         private_metadata=view["private_metadata"],
@@ -332,7 +349,9 @@ def test_notify_owner_dms_the_owner_the_finding_and_its_fix(bot, two_scans):
     # Ada's finding is listed in no reply with buttons (it is neither new nor offboarding): use the
     # button as a re-posted item would carry it.
     message = {"ts": headlines(bot.slack)[0]["ts"], "channel": CHANNEL, "blocks": []}
-    response = bot.sender.block_action("U0SEC1", ActionId.DIGEST_NOTIFY_OWNER, ada.fingerprint, message=message)
+    response = bot.sender.block_action(
+        "U0SEC1", ActionId.DIGEST_NOTIFY_OWNER, ada.fingerprint, message=message
+    )
     assert response.status == 200
     dm = bot.slack.wait_for("chat.postMessage", lambda c: c.args.get("channel") == "U0ALICE")[0]
     text = texts(dm.args)
@@ -409,9 +428,14 @@ def test_not_mine_goes_to_the_security_channel(make_bot):
     [dm] = nudge_dms(bot.slack, "U0ALICE")
     # Someone else cannot answer for the owner.
     click(bot, "U0BOB", dm, ActionId.NUDGE_NOT_MINE, ada.fingerprint)
-    assert "belongs to <@U0ALICE>" in bot.slack.wait_for("chat.postMessage", lambda c: c.args["channel"] == "U0BOB")[0].args["text"]
+    assert (
+        "belongs to <@U0ALICE>"
+        in bot.slack.wait_for("chat.postMessage", lambda c: c.args["channel"] == "U0BOB")[0].args["text"]
+    )
     click(bot, "U0ALICE", dm, ActionId.NUDGE_NOT_MINE, ada.fingerprint)
-    posted = bot.slack.wait_for("chat.postMessage", lambda c: "not theirs" in c.args.get("text", "") or "not theirs" in texts(c.args))
+    posted = bot.slack.wait_for(
+        "chat.postMessage", lambda c: "not theirs" in c.args.get("text", "") or "not theirs" in texts(c.args)
+    )
     assert posted[0].args["channel"] == CHANNEL
     bot.slack.wait_for("chat.update")
     updated = nudge_dms(bot.slack, "U0ALICE")[0]
