@@ -1,0 +1,290 @@
+"""The catalog of checks: each check is one small function over a snapshot, with its metadata beside it.
+
+Adding a check is adding one decorated function in a theme module (and the module to ``MODULES``)::
+
+    @check(
+        "ROOT_ACCESS_KEYS",
+        title="The root user has access keys",
+        severity=Severity.CRITICAL,
+        cis=("1.4",),
+        risk="One leaked key is the whole account, with no way to limit it.",
+        console="Sign in as root → Security credentials → Access keys → Delete.",
+        cli="aws iam delete-access-key --access-key-id KEY_ID  (run with root credentials)",
+        needs=("credential_report",),
+    )
+    def root_access_keys(ctx: CheckContext) -> Iterator[Hit]:
+        ...
+        yield Hit(principal_arn=..., principal_name="<root_account>", detail="...", key="access_key_1")
+
+A check yields ``Hit`` (a problem) or ``ctx.unknown(reason, ...)`` (could not evaluate). The runner
+turns them into ``bot.findings.Finding`` with the check's metadata. When a source the check
+``needs`` could not be read, the runner reports the check as "could not evaluate" without calling
+it, so an unavailable source is never a pass.
+
+``cli`` may name fields in braces (``{name}``, or any key of ``Hit.fields``); they are filled per
+finding, and unknown ones are left as they are.
+"""
+
+from __future__ import annotations
+
+import importlib
+import string
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Protocol
+
+from bot.escalation import find_escalations
+from bot.findings import Finding, FindingStatus, Severity
+from bot.inventory import PolicyIndex, report_date, unknown_source
+from bot.policy import is_full_admin
+from bot.settings import Config, ScanConfig
+
+# Theme modules whose checks make up the catalog (imported by ``load_checks``).
+MODULES: tuple[str, ...] = (
+    "bot.checks.root",
+    "bot.checks.mfa",
+    "bot.checks.credentials",
+    "bot.checks.privilege",
+    "bot.checks.account",
+    "bot.checks.ownership",
+)
+
+
+class Owners(Protocol):
+    """What checks may ask about people (``bot.identity.IdentityMap`` satisfies it)."""
+
+    def owner_of(self, principal_arn: str | None) -> str | None: ...
+
+
+@dataclass
+class Hit:
+    """One problem a check found. ``key`` distinguishes several hits on one principal."""
+
+    principal_arn: str | None = None
+    principal_name: str | None = None
+    detail: str = ""
+    key: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    unknown: bool = False
+
+
+@dataclass
+class CheckContext:
+    """What a check sees: the snapshot, the config, now, and (optionally) who owns what."""
+
+    inventory: Mapping[str, Any]
+    config: Config
+    now: datetime
+    owners: Owners | None = None
+    _admin: dict[tuple[str, bool], Any] = field(default_factory=dict, repr=False)
+    _escalations: dict[tuple, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def settings(self) -> ScanConfig:
+        return self.config.scan
+
+    @property
+    def account_id(self) -> str:
+        return self.inventory.get("account_id") or ""
+
+    @cached_property
+    def index(self) -> PolicyIndex:
+        return PolicyIndex(self.inventory)
+
+    def unknown(
+        self,
+        reason: str,
+        *,
+        principal_arn: str | None = None,
+        principal_name: str | None = None,
+        key: str = "",
+    ) -> Hit:
+        """A hit saying the check could not evaluate (never a pass)."""
+        return Hit(principal_arn, principal_name, f"could not evaluate: {reason}", key, unknown=True)
+
+    def source_unknown(self, source: str) -> str | None:
+        return unknown_source(self.inventory, source)
+
+    @cached_property
+    def report_rows(self) -> list[dict[str, str]]:
+        return list(self.inventory.get("credential_report") or [])
+
+    @cached_property
+    def root_row(self) -> dict[str, str] | None:
+        return next((r for r in self.report_rows if r.get("user") == "<root_account>"), None)
+
+    @cached_property
+    def user_rows(self) -> list[dict[str, str]]:
+        """Credential-report rows of IAM users (never the root row)."""
+        return [r for r in self.report_rows if r.get("user") != "<root_account>"]
+
+    @cached_property
+    def report_by_arn(self) -> dict[str, dict[str, str]]:
+        return {r.get("arn", ""): r for r in self.user_rows}
+
+    def users(self) -> Iterator[tuple[Mapping[str, Any], dict[str, str] | None]]:
+        """Each IAM user in the snapshot with its credential-report row (None when the report,
+        generated up to 4 hours earlier, does not list it yet)."""
+        for user in self.inventory.get("users") or []:
+            yield user, self.report_by_arn.get(user["Arn"])
+
+    def effective(self, arn: str, *, own_only: bool = False) -> tuple[list[Any], list[str]]:
+        """A principal's statements and what made them incomplete (see ``PolicyIndex.statements``)."""
+        return self.index.statements(arn, own_only=own_only)
+
+    def full_admin(self, arn: str, *, own_only: bool = False) -> Any:
+        """``bot.policy.is_full_admin`` over the principal's statements (a Decision or None)."""
+        key = (arn, own_only)
+        if key not in self._admin:
+            self._admin[key] = is_full_admin(self.effective(arn, own_only=own_only)[0])
+        return self._admin[key]
+
+    def escalations(self, arn: str) -> tuple[list[Any], list[str]]:
+        """``bot.escalation.find_escalations`` over the principal's effective statements.
+
+        Principals with the same policies (say, 300 members of one group) share one evaluation."""
+        statements, _ = self.effective(arn)
+        signature = tuple(sorted(id(s) for s in statements))
+        if signature not in self._escalations:
+            self._escalations[signature] = find_escalations(statements, account_id=self.account_id or None)
+        return self._escalations[signature]
+
+    def days_since(self, value: str | datetime | None) -> float | None:
+        moment = report_date(value) if isinstance(value, str) or value is None else value
+        if moment is None:
+            return None
+        return (self.now - moment).total_seconds() / 86400
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    severity: Severity
+    cis: tuple[str, ...]
+    risk: str
+    console: str
+    cli: str
+    evaluate: Callable[[CheckContext], Iterable[Hit]]
+    theme: str = ""
+    needs: tuple[str, ...] = ()
+
+    def remediation(self, fields: Mapping[str, Any] | None = None) -> str:
+        cli = _fill(self.cli, fields or {})
+        return f"Console: {self.console}\nCLI: {cli}" if cli else f"Console: {self.console}"
+
+    def describe(self) -> dict[str, Any]:
+        """The catalog entry as JSON (``iamwarden checks --format json``)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity.value,
+            "cis": list(self.cis),
+            "risk": self.risk,
+            "remediation": {"console": self.console, "cli": self.cli},
+            "theme": self.theme,
+            "needs": list(self.needs),
+        }
+
+    def run(self, ctx: CheckContext) -> list[Finding]:
+        """Evaluate over one snapshot. A missing source or a crash is a "could not evaluate" finding."""
+        missing = [(s, r) for s in self.needs if (r := ctx.source_unknown(s))]
+        if missing:
+            hits: Iterable[Hit] = [ctx.unknown("; ".join(f"{s}: {r}" for s, r in missing))]
+        else:
+            try:
+                hits = list(self.evaluate(ctx))
+            except Exception as exc:  # one broken check must not hide the others, nor pass
+                hits = [ctx.unknown(f"the check failed: {type(exc).__name__}: {exc}")]
+        return [self.finding(ctx, hit) for hit in hits]
+
+    def finding(self, ctx: CheckContext, hit: Hit) -> Finding:
+        fields = {"name": hit.principal_name or "", "arn": hit.principal_arn or "", "account": ctx.account_id}
+        fields.update(hit.fields)
+        return Finding(
+            check_id=self.id,
+            severity=self.severity,
+            account_id=ctx.account_id,
+            principal_arn=hit.principal_arn,
+            principal_name=hit.principal_name,
+            title=self.title,
+            detail=hit.detail,
+            remediation=self.remediation(fields),
+            cis=list(self.cis),
+            owner=ctx.owners.owner_of(hit.principal_arn) if ctx.owners and hit.principal_arn else None,
+            status=FindingStatus.UNKNOWN if hit.unknown else FindingStatus.FAIL,
+            detail_key=hit.key,
+            extra=hit.extra,
+        )
+
+
+class _Keep(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _fill(template: str, fields: Mapping[str, Any]) -> str:
+    try:
+        return string.Formatter().vformat(template, (), _Keep(fields))
+    except (ValueError, IndexError):
+        return template
+
+
+CHECKS: dict[str, Check] = {}
+
+
+def check(
+    check_id: str,
+    *,
+    title: str,
+    severity: Severity,
+    risk: str,
+    console: str,
+    cli: str = "",
+    cis: Iterable[str] = (),
+    needs: Iterable[str] = (),
+) -> Callable[[Callable[[CheckContext], Iterable[Hit]]], Callable[[CheckContext], Iterable[Hit]]]:
+    """Register a check in ``CHECKS``; the decorated function yields Hits for one snapshot."""
+
+    def register(fn: Callable[[CheckContext], Iterable[Hit]]) -> Callable[[CheckContext], Iterable[Hit]]:
+        if check_id in CHECKS and CHECKS[check_id].evaluate is not fn:
+            raise ValueError(f"check {check_id} is registered twice")
+        CHECKS[check_id] = Check(
+            id=check_id,
+            title=title,
+            severity=severity,
+            cis=tuple(cis),
+            risk=risk,
+            console=console,
+            cli=cli,
+            evaluate=fn,
+            theme=fn.__module__.rsplit(".", 1)[-1],
+            needs=tuple(needs),
+        )
+        return fn
+
+    return register
+
+
+def load_checks() -> dict[str, Check]:
+    """Import every theme module (a missing optional one is skipped) and return the catalog."""
+    for module in MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return CHECKS
+
+
+def iter_checks() -> Iterator[Check]:
+    load_checks()
+    severity_rank = {s: i for i, s in enumerate(Severity)}
+    yield from sorted(CHECKS.values(), key=lambda c: (severity_rank[c.severity], c.id))
+
+
+# The catalog is complete as soon as it is imported (theme modules register into CHECKS).
+load_checks()

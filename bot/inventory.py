@@ -1,0 +1,415 @@
+"""One account's IAM snapshot, read in a constant number of API calls.
+
+Peers call the API once or more per user; we read the whole account in bulk:
+
+* ``GenerateCredentialReport`` (polled with backoff; AWS regenerates at most every 4 hours) and
+  ``GetCredentialReport``: every user's password, MFA, key and certificate facts, plus the root row;
+* ``GetAccountAuthorizationDetails`` through boto3's paginator, filtered to users, groups, roles and
+  customer-managed policies; the AWS-managed policies are fetched only when attached (a handful
+  with ``GetPolicy`` + ``GetPolicyVersion``; many through GAAD's ``AWSManagedPolicy`` filter, whose
+  ~1,600 policies cost one large paginated read);
+* ``GetAccountSummary``, ``GetAccountPasswordPolicy``, ``ListVirtualMFADevices``,
+  ``ListServerCertificates``, SAML/OIDC providers, and Access Analyzer's analyzers and active
+  findings.
+
+Every source but GAAD is optional: AccessDenied, "not implemented" or an unreachable endpoint is
+recorded in ``unknown_sources`` and the checks it feeds say "could not evaluate", never pass.
+
+The inventory is a plain JSON-safe dict (stored as the snapshot's inventory JSON). ``principal_statements``
+turns it into a principal's effective policy statements for ``bot.policy``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bot.aws import AwsFactory, describe_aws_error, error_code
+from bot.clock import Clock
+from bot.policy import PolicyParseError, PolicySource, Statement, parse_policy
+from bot.store import iso
+
+Inventory = dict[str, Any]
+
+GAAD_FILTER = ["User", "Role", "Group", "LocalManagedPolicy"]
+AWS_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
+# Up to this many distinct attached AWS-managed policies are read one by one (2 calls each);
+# beyond it one filtered GAAD read (a few large pages) is cheaper in calls.
+MAX_SINGLE_AWS_POLICIES = 6
+REPORT_POLL_DELAYS = (0.5, 1, 2, 4, 8, 8, 8, 8, 8, 8)  # seconds; ~55 s in all before giving up
+
+# Credential-report values that mean "no date".
+NO_VALUE = frozenset({"", "N/A", "n/a", "not_supported", "no_information"})
+
+
+class CollectError(RuntimeError):
+    """The account could not be read at all (GAAD failed). The message is safe to show."""
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return iso(value) if isinstance(value, datetime) else value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
+
+
+def parse_credential_report(content: bytes | str) -> list[dict[str, str]]:
+    """Rows of the credential report CSV, keyed by its header names (root row included)."""
+    text = content.decode("utf-8") if isinstance(content, bytes) else content
+    return [dict(row) for row in csv.DictReader(io.StringIO(text))]
+
+
+def report_date(value: str | None) -> datetime | None:
+    """A credential-report timestamp, or None for N/A, not_supported, no_information and blanks."""
+    if value is None or value.strip() in NO_VALUE:
+        return None
+    try:
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class _Collector:
+    def __init__(self, aws: AwsFactory, clock: Clock, sleep: Callable[[float], None]):
+        self.aws = aws
+        self.clock = clock
+        self.sleep = sleep
+        self.unknown: list[dict[str, str]] = []
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.aws.client(service)
+        return self._clients[service]
+
+    def optional(self, source: str, read: Callable[[], Any], default: Any = None) -> Any:
+        """Run one optional read; on any AWS error record the source as unknown and return default."""
+        try:
+            return read()
+        except (ClientError, BotoCoreError) as exc:
+            self.unknown.append({"source": source, "reason": describe_aws_error(exc, source)})
+            return default
+
+    def paginate(self, service: str, operation: str, key: str, **params: Any) -> list[Any]:
+        out: list[Any] = []
+        for page in self.client(service).get_paginator(operation).paginate(**params):
+            out.extend(page.get(key) or [])
+        return out
+
+    # -- sources -------------------------------------------------------------------------------
+
+    def credential_report(self) -> list[dict[str, str]]:
+        iam = self.client("iam")
+        for delay in (*REPORT_POLL_DELAYS, None):
+            state = iam.generate_credential_report().get("State")
+            if state == "COMPLETE":
+                break
+            if delay is None:
+                raise ClientError(
+                    {"Error": {"Code": "ReportInProgress", "Message": "report not ready in time"}},
+                    "GenerateCredentialReport",
+                )
+            self.sleep(delay)
+        return parse_credential_report(iam.get_credential_report()["Content"])
+
+    def authorization_details(self) -> dict[str, list[Any]]:
+        merged: dict[str, list[Any]] = {
+            "UserDetailList": [],
+            "GroupDetailList": [],
+            "RoleDetailList": [],
+            "Policies": [],
+        }
+        paginator = self.client("iam").get_paginator("get_account_authorization_details")
+        for page in paginator.paginate(Filter=GAAD_FILTER):
+            for key, items in merged.items():
+                items.extend(page.get(key) or [])
+        return merged
+
+    def aws_managed_policies(self, arns: set[str]) -> list[dict[str, Any]]:
+        """GAAD-shaped entries (default version only) for the attached AWS-managed policies."""
+        if not arns:
+            return []
+        iam = self.client("iam")
+        if len(arns) > MAX_SINGLE_AWS_POLICIES:
+            found = []
+            for page in iam.get_paginator("get_account_authorization_details").paginate(
+                Filter=["AWSManagedPolicy"]
+            ):
+                found.extend(p for p in page.get("Policies") or [] if p.get("Arn") in arns)
+            return [_default_version_only(p) for p in found]
+        out = []
+        for arn in sorted(arns):
+            policy = self.optional(
+                f"iam:GetPolicy {arn}", lambda a=arn: iam.get_policy(PolicyArn=a)["Policy"]
+            )
+            if policy is None:
+                continue
+            version = self.optional(
+                f"iam:GetPolicyVersion {arn}",
+                lambda p=policy: iam.get_policy_version(PolicyArn=p["Arn"], VersionId=p["DefaultVersionId"])[
+                    "PolicyVersion"
+                ],
+            )
+            if version is None:
+                continue
+            entry = {k: v for k, v in policy.items() if k != "Tags"}
+            entry["PolicyVersionList"] = [{**version, "IsDefaultVersion": True}]
+            out.append(entry)
+        return out
+
+    def password_policy(self) -> dict[str, Any] | None:
+        try:
+            return self.client("iam").get_account_password_policy()["PasswordPolicy"]
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return None  # a real answer: the account has no password policy
+            raise
+
+    def access_analyzer(self) -> dict[str, Any]:
+        try:
+            analyzers = self.paginate("accessanalyzer", "list_analyzers", "analyzers")
+            findings: list[dict[str, Any]] = []
+            for analyzer in analyzers:
+                if analyzer.get("status") != "ACTIVE" or analyzer.get("type") not in (
+                    "ACCOUNT",
+                    "ORGANIZATION",
+                ):
+                    continue  # unused-access analyzers do not report external access
+                findings.extend(
+                    {**f, "analyzerArn": analyzer["arn"]}
+                    for f in self.paginate(
+                        "accessanalyzer",
+                        "list_findings_v2",
+                        "findings",
+                        analyzerArn=analyzer["arn"],
+                        filter={"status": {"eq": ["ACTIVE"]}},
+                    )
+                )
+        except (ClientError, BotoCoreError) as exc:
+            reason = describe_aws_error(exc, "Access Analyzer")
+            self.unknown.append({"source": "access_analyzer", "reason": reason})
+            return {"status": "unknown", "reason": reason, "analyzers": [], "findings": []}
+        return {"status": "ok", "reason": None, "analyzers": analyzers, "findings": findings}
+
+
+def _default_version_only(policy: Mapping[str, Any]) -> dict[str, Any]:
+    entry = dict(policy)
+    entry["PolicyVersionList"] = [
+        v for v in policy.get("PolicyVersionList") or [] if v.get("IsDefaultVersion")
+    ]
+    return entry
+
+
+def _attached_aws_policies(details: Mapping[str, list[Any]]) -> set[str]:
+    arns: set[str] = set()
+    for key in ("UserDetailList", "GroupDetailList", "RoleDetailList"):
+        for entry in details[key]:
+            for attached in entry.get("AttachedManagedPolicies") or []:
+                if attached.get("PolicyArn", "").startswith(AWS_POLICY_PREFIX):
+                    arns.add(attached["PolicyArn"])
+            boundary = (entry.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn", "")
+            if boundary.startswith(AWS_POLICY_PREFIX):
+                arns.add(boundary)
+    return arns
+
+
+def collect(
+    aws: AwsFactory,
+    *,
+    account_id: str | None = None,
+    clock: Clock,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[str], None] | None = None,
+) -> Inventory:
+    """Read one account's IAM in a constant number of calls; see the module docstring.
+
+    Raises ``CollectError`` when the account cannot be read at all (identity or GAAD refused).
+    ``api_calls`` counts this collection's calls on ``aws.counter`` (retries included).
+    """
+    start_calls = aws.counter.total
+    c = _Collector(aws, clock, sleep)
+    step = progress or (lambda phase: None)
+    try:
+        if account_id is None:
+            step("identity")
+            account_id = c.client("sts").get_caller_identity()["Account"]
+        step("authorization details")
+        details = c.authorization_details()
+    except (ClientError, BotoCoreError) as exc:
+        raise CollectError(describe_aws_error(exc, "reading IAM (GetAccountAuthorizationDetails)")) from None
+    collected_at = clock.now()
+    step("credential report")
+    report = c.optional("credential_report", c.credential_report)
+    step("managed policies")
+    aws_policies = c.aws_managed_policies(_attached_aws_policies(details))
+    step("account settings")
+    iam = c.client("iam")
+    summary = c.optional("account_summary", lambda: iam.get_account_summary()["SummaryMap"])
+    password_policy = c.optional("password_policy", c.password_policy, default=None)
+    virtual_mfa = c.optional(
+        "virtual_mfa_devices", lambda: c.paginate("iam", "list_virtual_mfa_devices", "VirtualMFADevices")
+    )
+    certificates = c.optional(
+        "server_certificates",
+        lambda: c.paginate("iam", "list_server_certificates", "ServerCertificateMetadataList"),
+    )
+    saml = c.optional("saml_providers", lambda: iam.list_saml_providers().get("SAMLProviderList", []))
+    oidc = c.optional(
+        "oidc_providers",
+        lambda: iam.list_open_id_connect_providers().get("OpenIDConnectProviderList", []),
+    )
+    step("access analyzer")
+    analyzer = c.access_analyzer()
+    policies = [_default_version_only(p) for p in details["Policies"]] + aws_policies
+    inventory: Inventory = {
+        "account_id": account_id,
+        "collected_at": iso(collected_at),
+        "credential_report": report,
+        "users": details["UserDetailList"],
+        "groups": details["GroupDetailList"],
+        "roles": details["RoleDetailList"],
+        "policies": policies,
+        "password_policy": password_policy,
+        "account_summary": summary,
+        "virtual_mfa_devices": virtual_mfa,
+        "server_certificates": certificates,
+        "saml_providers": saml,
+        "oidc_providers": oidc,
+        "access_analyzer": analyzer,
+        "unknown_sources": c.unknown,
+    }
+    inventory = _json_safe(inventory)
+    inventory["api_calls"] = aws.counter.total - start_calls
+    return inventory
+
+
+# --------------------------------------------------------------------------- effective policies
+
+
+def unknown_source(inventory: Mapping[str, Any], source: str) -> str | None:
+    """Why ``source`` could not be read, or None when it was read."""
+    for entry in inventory.get("unknown_sources") or []:
+        if entry.get("source") == source:
+            return entry.get("reason") or "unavailable"
+    return None
+
+
+def _policy_document(policy: Mapping[str, Any]) -> Any:
+    for version in policy.get("PolicyVersionList") or []:
+        if version.get("IsDefaultVersion", True):
+            return version.get("Document")
+    return None
+
+
+class PolicyIndex:
+    """Lookups over one inventory, with each policy parsed once (shared by every principal)."""
+
+    def __init__(self, inventory: Mapping[str, Any]):
+        self.inventory = inventory
+        self.account_id = inventory.get("account_id") or ""
+        self.users = {u["Arn"]: u for u in inventory.get("users") or []}
+        self.roles = {r["Arn"]: r for r in inventory.get("roles") or []}
+        self.groups = {g["Arn"]: g for g in inventory.get("groups") or []}
+        self.groups_by_name = {g["GroupName"]: g for g in inventory.get("groups") or []}
+        self.policies = {p["Arn"]: p for p in inventory.get("policies") or []}
+        self._parsed: dict[tuple, tuple[list[Statement], str | None]] = {}
+        self._statements: dict[str, tuple[list[Statement], list[str]]] = {}
+
+    def _parse(self, document: Any, source: PolicySource) -> tuple[list[Statement], str | None]:
+        key = (source, id(document))
+        hit = self._parsed.get(key)
+        if hit is None:
+            try:
+                hit = (parse_policy(document, source), None)
+            except PolicyParseError as exc:
+                hit = ([], f"{source.describe()} could not be parsed: {exc}")
+            self._parsed[key] = hit
+        return hit
+
+    def _managed(self, arn: str, name: str, kind: str, via: str | None) -> tuple[list[Statement], str | None]:
+        policy = self.policies.get(arn)
+        document = _policy_document(policy) if policy else None
+        source = PolicySource(kind, name, arn, via)
+        if document is None:
+            return [], f"{source.describe()} ({arn}) is not in the snapshot"
+        return self._parse(document, source)
+
+    def principal(self, arn: str) -> tuple[str, Mapping[str, Any]] | None:
+        for kind, table in (("user", self.users), ("role", self.roles), ("group", self.groups)):
+            if arn in table:
+                return kind, table[arn]
+        return None
+
+    def statements(self, arn: str, *, own_only: bool = False) -> tuple[list[Statement], list[str]]:
+        """A principal's statements and the problems that make them incomplete.
+
+        Users get their inline, attached managed and group policies (``own_only`` leaves out
+        what comes through groups) plus their permissions boundary; roles and groups theirs.
+        """
+        cache_key = f"{own_only}|{arn}"
+        if cache_key in self._statements:
+            return self._statements[cache_key]
+        found = self.principal(arn)
+        if found is None:
+            raise KeyError(f"{arn} is not a user, role or group in the snapshot of {self.account_id}")
+        kind, entry = found
+        out: list[Statement] = []
+        problems: list[str] = []
+
+        def add(result: tuple[list[Statement], str | None]) -> None:
+            out.extend(result[0])
+            if result[1]:
+                problems.append(result[1])
+
+        inline_key = {"user": "UserPolicyList", "role": "RolePolicyList", "group": "GroupPolicyList"}[kind]
+        inline_kind = "group-inline" if kind == "group" else "inline"
+        managed_kind = "group-managed" if kind == "group" else "managed"
+        via = entry.get("GroupName") if kind == "group" else None
+        for inline in entry.get(inline_key) or []:
+            add(
+                self._parse(
+                    inline.get("PolicyDocument"), PolicySource(inline_kind, inline["PolicyName"], None, via)
+                )
+            )
+        for attached in entry.get("AttachedManagedPolicies") or []:
+            add(self._managed(attached["PolicyArn"], attached["PolicyName"], managed_kind, via))
+        if kind == "user" and not own_only:
+            for group_name in entry.get("GroupList") or []:
+                group = self.groups_by_name.get(group_name)
+                if group is None:
+                    problems.append(f"group {group_name} is not in the snapshot")
+                    continue
+                group_statements, group_problems = self.statements(group["Arn"])
+                out.extend(group_statements)
+                problems.extend(group_problems)
+        boundary = (entry.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        if boundary and kind != "group":
+            add(self._managed(boundary, boundary.rsplit("/", 1)[-1], "permissions-boundary", None))
+        self._statements[cache_key] = (out, problems)
+        return out, problems
+
+
+def principal_statements(inventory: Mapping[str, Any] | PolicyIndex, principal_arn: str) -> list[Statement]:
+    """The union of a user's, role's or group's inline, attached managed and group policies (plus a
+    permissions boundary), each Statement's ``source`` saying where it came from.
+
+    Raises KeyError when the principal is not in the snapshot. Policies missing from the snapshot
+    or unparseable are left out; use ``PolicyIndex.statements`` to learn about them.
+    """
+    index = inventory if isinstance(inventory, PolicyIndex) else PolicyIndex(inventory)
+    return list(index.statements(principal_arn)[0])
+
+
+def attached_policy_names(entry: Mapping[str, Any]) -> Iterable[str]:
+    return (a.get("PolicyName", "") for a in entry.get("AttachedManagedPolicies") or [])
