@@ -113,6 +113,8 @@ class ScanConfig(_Section):
     password_unused_days: int = 45
     role_unused_days: int = 90
     root_recent_use_days: int = 90
+    # An active key never used is reported once it is older than this (a fresh key is not news).
+    key_never_used_grace_days: int = 7
     min_password_length: int = 14
     password_reuse_prevention: int = 24
     max_workers: int = 4
@@ -144,11 +146,46 @@ class AccessConfig(_Section):
     break_glass_daily_cap: int = 1
 
 
+class AlertRuleConfig(_Section):
+    """Per-rule overrides under ``[alerts.rules.RULE_ID]``; unset fields keep the catalog's default."""
+
+    enabled: bool = True
+    severity: str | None = Field(default=None, pattern="^(critical|high|medium|low)$")
+    threshold: int | None = Field(default=None, ge=1)
+    window: timedelta | None = None
+    dedupe_window: timedelta | None = None
+
+
 class AlertsConfig(_Section):
     queue_url: str | None = None
     lookup_events: bool = False
     poll_interval: timedelta = timedelta(seconds=20)
     actor_confirm_timeout: timedelta = timedelta(minutes=30)
+    # Rule id (bot/alerts.py RULES) -> overrides.
+    rules: dict[str, AlertRuleConfig] = Field(default_factory=dict)
+    # Role / policy names or ARNs whose change is critical (the JIT roles in [[roles]] always are).
+    critical_roles: list[str] = Field(default_factory=list)
+    critical_policies: list[str] = Field(default_factory=list)
+    # Managed policies that count as "admin" for ADMIN_POLICY_ATTACHED.
+    admin_policies: list[str] = Field(default_factory=lambda: ["arn:aws:iam::aws:policy/AdministratorAccess"])
+    # SQS long-poll wait (0-20 s) and how many receive batches one poll may take.
+    sqs_wait_seconds: int = Field(default=20, ge=0, le=20)
+    sqs_max_batches: int = Field(default=10, ge=1)
+    # LookupEvents: how far back the first poll reads, how much each poll re-reads (CloudTrail
+    # can add events late; re-read events are skipped by id), and the request rate (AWS allows 2/s).
+    lookup_initial_lookback: timedelta = timedelta(hours=1)
+    lookup_overlap: timedelta = timedelta(minutes=15)
+    lookup_rate_per_second: float = Field(default=2.0, gt=0, le=2.0)
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, value: dict[str, AlertRuleConfig]) -> dict[str, AlertRuleConfig]:
+        from bot.alerts import RULES  # late import: bot.alerts imports this module
+
+        unknown = sorted(set(value) - set(RULES))
+        if unknown:
+            raise ValueError(f"unknown alert rule(s) {', '.join(unknown)}; known: {', '.join(RULES)}")
+        return value
 
 
 class NudgesConfig(_Section):
