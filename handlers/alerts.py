@@ -1,11 +1,429 @@
-"""Slack surface for the alerts feature (being built)."""
+"""Slack surface for alerts: the alert message, its buttons, the actor's DM, and the two jobs.
+
+- ``poll_alerts`` (job): SQS and/or LookupEvents → ``bot.alerts.ingest`` → ``deliver_alerts``.
+- ``deliver_alerts``: posts alerts recorded but not yet posted, and updates messages whose alert
+  changed (repeat counter, acknowledgement, actor answer). Safe to call any time, from anywhere.
+- ``escalate_unanswered`` (job): "Did you do this?" left unanswered past
+  ``[alerts] actor_confirm_timeout`` escalates in the channel, mentioning the security team.
+
+Tests call the job functions directly after moving a FrozenClock.
+"""
 
 from __future__ import annotations
 
-from slack_bolt import App
+import logging
+import threading
+from datetime import datetime
+from typing import Any
 
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import alerts as alert_store
+from bot.alert_sources import consume_queue, poll_lookup_events
+from bot.alerts import Alert
+from bot.findings import Severity
+from bot.jobs import job
 from bot.services import Services
+from handlers.blocks import (
+    Message,
+    actions,
+    button,
+    code,
+    confirm_dialog,
+    context,
+    escape,
+    fields_section,
+    header,
+    mention,
+    section,
+    truncate,
+)
+from handlers.commands import CommandIO
+from handlers.ids import ActionId
+from handlers.models import BlockAction
+
+log = logging.getLogger(__name__)
+
+SEVERITY_EMOJI = {
+    Severity.CRITICAL: ":rotating_light:",
+    Severity.HIGH: ":red_circle:",
+    Severity.MEDIUM: ":large_orange_circle:",
+    Severity.LOW: ":large_blue_circle:",
+}
+_deliver_lock = threading.Lock()
+
+
+def alerts_channel(services: Services) -> str | None:
+    slack = services.config.slack
+    return slack.alerts_channel or slack.security_channel
+
+
+def _when(stamp: str | None) -> str:
+    if not stamp:
+        return "—"
+    moment = datetime.fromisoformat(stamp)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure builders
+
+
+def alert_message(alert: Alert) -> Message:
+    """The channel message for one alert: what, who, when, where, JIT request, status and buttons."""
+    sev = alert.severity
+    title = f"{SEVERITY_EMOJI.get(sev, '')} {sev.value.upper()}: {alert.title}".strip()
+    who = code(alert.principal_arn or alert.principal_name or "unknown")
+    if alert.principal_type:
+        who += f" ({escape(alert.principal_type)})"
+    what = f"{code(alert.event_name)}"
+    if alert.event_source:
+        what += f" on {escape(alert.event_source)}"
+    pairs: list[tuple[str, str]] = [
+        ("What", what),
+        ("Who", who),
+        ("Slack member", mention(alert.owner) if alert.owner else "_not mapped_"),
+        ("Source IP", code(alert.source_ip) if alert.source_ip else "—"),
+        ("User agent", escape(truncate(alert.user_agent or "—", 300))),
+        ("When", _when(alert.first_seen)),
+        ("Account", code(alert.account_id or "unknown")),
+        ("Region", escape(alert.region or "—")),
+    ]
+    if alert.jit_request_id:
+        requester = f" by {mention(alert.jit_requester)}" if alert.jit_requester else ""
+        pairs.append(("JIT request", f"{code(alert.jit_request_id)}{requester}"))
+    blocks: list[dict] = [header(title), fields_section(pairs)]
+    details = [
+        f"{escape(k.replace('_', ' '))}: {code(v)}"
+        for k, v in alert.context.items()
+        if k not in ("severity",) and v not in (None, "")
+    ]
+    if details:
+        blocks.append(context(truncate(" · ".join(details), 2900)))
+    seen = f"seen {alert.count} times, last at {_when(alert.last_seen)}" if alert.count > 1 else "seen once"
+    blocks.append(context(f"Rule {code(alert.rule_id)} · severity {sev.value} · {seen} · alert #{alert.id}"))
+    status = _status_lines(alert)
+    if status:
+        blocks.append(section("\n".join(status)))
+    buttons = []
+    if alert.state == "open":
+        buttons.append(button("Acknowledge", ActionId.ALERT_ACKNOWLEDGE, str(alert.id), style="primary"))
+    if not alert.actor_status:
+        buttons.append(
+            button(
+                "Ask the actor",
+                ActionId.ALERT_ASK_ACTOR,
+                str(alert.id),
+                confirm=confirm_dialog(
+                    "Ask the actor?",
+                    "I will DM the mapped Slack member and ask whether they did this.",
+                    confirm="Ask",
+                ),
+            )
+        )
+    if buttons:
+        blocks.append(actions(*buttons))
+    where = f"account {alert.account_id}" + (f", {alert.region}" if alert.region else "")
+    text = f"[{sev.value.upper()}] {escape(alert.title)} ({escape(where)})"
+    if alert.count > 1:
+        text += f" ×{alert.count}"
+    return Message(text=text, blocks=blocks, ephemeral=False)
+
+
+def _status_lines(alert: Alert) -> list[str]:
+    lines: list[str] = []
+    if alert.state == "acknowledged" and alert.acknowledged_by:
+        lines.append(
+            f":white_check_mark: Acknowledged by {mention(alert.acknowledged_by)} at {_when(alert.acknowledged_at)}"
+        )
+    actor = mention(alert.actor_user) if alert.actor_user else "the actor"
+    if alert.actor_status == "asked":
+        lines.append(
+            f":speech_balloon: Asked {actor} whether they did this"
+            + (f" (asked by {mention(alert.actor_asked_by)})" if alert.actor_asked_by else "")
+            + f"; escalates at {_when(alert.actor_deadline)} without an answer."
+        )
+    elif alert.actor_status == "confirmed":
+        lines.append(f":ok_hand: {actor} confirmed they did this ({_when(alert.actor_answered_at)}).")
+    elif alert.actor_status == "denied":
+        lines.append(f":warning: {actor} said they did *not* do this ({_when(alert.actor_answered_at)}).")
+    elif alert.actor_status == "timed_out":
+        lines.append(f":hourglass: {actor} did not answer by {_when(alert.actor_deadline)}.")
+    if alert.escalated_at:
+        lines.append(f":mega: Escalated to the security team at {_when(alert.escalated_at)}.")
+    return lines
+
+
+def actor_question(alert: Alert) -> Message:
+    """The DM to the mapped member: "Did you do this?" with Yes / No."""
+    facts = (
+        f"*{escape(alert.title)}*\n"
+        f"{code(alert.event_name)} by {code(alert.principal_arn or alert.principal_name or 'unknown')}\n"
+        f"When: {_when(alert.first_seen)} · account {code(alert.account_id)} · "
+        f"source IP {code(alert.source_ip or '—')}"
+    )
+    blocks = [
+        section(":wave: The security team would like to know: *did you do this?*"),
+        section(facts),
+        actions(
+            button("Yes, it was me", ActionId.ALERT_ACTOR_YES, str(alert.id), style="primary"),
+            button("No, it wasn't me", ActionId.ALERT_ACTOR_NO, str(alert.id), style="danger"),
+        ),
+    ]
+    return Message(text=f"Did you do this? {escape(alert.title)}", blocks=blocks, ephemeral=False)
+
+
+def actor_answered(alert: Alert, confirmed: bool) -> Message:
+    if confirmed:
+        text = f"Thanks, recorded that you did this: {escape(alert.title)}."
+    else:
+        text = (
+            f"Thanks. You said you did *not* do this: {escape(alert.title)}. "
+            "The security team has been told and will follow up."
+        )
+    return Message(text=text, blocks=[section(text)], ephemeral=False)
+
+
+def escalation_message(alert: Alert, team: list[str], *, reason: str) -> Message:
+    """``reason`` is mrkdwn the bot composed (mentions it resolved itself), never user text."""
+    who = " ".join(team) if team else "Security team"
+    text = f"{who}: alert #{alert.id} needs attention: {reason}"
+    return Message(
+        text=text,
+        blocks=[
+            section(f":mega: {who}: *{escape(alert.title)}* (alert #{alert.id}) needs attention. {reason}")
+        ],
+        ephemeral=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Posting
+
+
+def _post(client: WebClient, channel: str, message: Message, **extra: Any) -> dict:
+    return client.chat_postMessage(channel=channel, **message.as_kwargs(), **extra).data
+
+
+def deliver_alerts(services: Services, client: WebClient) -> int:
+    """Post new alerts and update changed ones; returns how many messages were posted or updated."""
+    channel = alerts_channel(services)
+    if channel is None:
+        pending = alert_store.pending_delivery(services.store)
+        if pending:
+            log.warning(
+                "%d alert(s) recorded but no [slack] alerts_channel/security_channel set", len(pending)
+            )
+        return 0
+    done = 0
+    with _deliver_lock:
+        for alert in alert_store.pending_delivery(services.store):
+            try:
+                _deliver_one(services, client, alert, channel)
+                done += 1
+            except SlackApiError as exc:
+                # Stays dirty: the next poll tries again.
+                log.warning("alert #%s: Slack refused the message (%s)", alert.id, exc.response.get("error"))
+    return done
+
+
+def _deliver_one(services: Services, client: WebClient, alert: Alert, channel: str) -> None:
+    message = alert_message(alert)
+    if alert.ts and alert.channel:
+        client.chat_update(channel=alert.channel, ts=alert.ts, **message.as_kwargs())
+        alert_store.mark_delivered(
+            services.store, alert.id, channel=alert.channel, ts=alert.ts, rendered_count=alert.count
+        )
+    else:
+        posted = _post(client, channel, message)
+        alert_store.mark_delivered(
+            services.store, alert.id, channel=posted["channel"], ts=posted["ts"], rendered_count=alert.count
+        )
+
+
+def _refresh(services: Services, client: WebClient, alert_id: int) -> None:
+    alert_store.mark_dirty(services.store, alert_id)
+    deliver_alerts(services, client)
+
+
+def _team_mentions(services: Services, client: WebClient) -> list[str]:
+    """Mentions for the configured security team: members as <@U…>, user groups as <!subteam^S…>."""
+    out: list[str] = []
+    groups: list[dict] | None = None
+    for entry in services.config.slack.security_team:
+        if entry.startswith("@"):
+            if groups is None:
+                try:
+                    groups = client.usergroups_list()["usergroups"]
+                except SlackApiError:
+                    groups = []
+            match = next((g for g in groups if g.get("handle") == entry[1:]), None)
+            out.append(f"<!subteam^{match['id']}>" if match else escape(entry))
+        elif entry.startswith("S"):
+            out.append(f"<!subteam^{entry}>")
+        else:
+            out.append(mention(entry))
+    return out
+
+
+def escalate(services: Services, client: WebClient, alert: Alert, *, reason: str) -> bool:
+    """Post the escalation in the alert's thread (broadcast to the channel) once per alert."""
+    if not alert_store.claim_escalation(services.store, alert.id, services.clock.now()):
+        return False
+    channel = alert.channel or alerts_channel(services)
+    if channel:
+        extra: dict[str, Any] = {"thread_ts": alert.ts, "reply_broadcast": True} if alert.ts else {}
+        _post(
+            client,
+            channel,
+            escalation_message(alert, _team_mentions(services, client), reason=reason),
+            **extra,
+        )
+    deliver_alerts(services, client)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs
+
+
+def _poll_every(services: Services) -> float | None:
+    cfg = services.config.alerts
+    return cfg.poll_interval.total_seconds() if (cfg.queue_url or cfg.lookup_events) else None
+
+
+@job("alerts-poll", every_seconds=_poll_every)
+def poll_alerts(services: Services, client: WebClient) -> None:
+    """Read the configured sources, record alerts, and post them."""
+    cfg = services.config.alerts
+    if cfg.queue_url:
+        consume_queue(services)
+    if cfg.lookup_events:
+        poll_lookup_events(services)
+    deliver_alerts(services, client)
+    now = services.clock.now()
+    last = services.extras.get("alerts.pruned_at")
+    if last is None or (now - last).total_seconds() > 86400:
+        alert_store.prune(services.store, now)
+        services.extras["alerts.pruned_at"] = now
+
+
+@job("alerts-actor-timeouts", every_seconds=lambda services: 60.0)
+def escalate_unanswered(services: Services, client: WebClient) -> int:
+    """Escalate every "Did you do this?" left unanswered past its deadline; returns how many."""
+    now = services.clock.now()
+    count = 0
+    for alert in alert_store.timed_out_asks(services.store, now):
+        if not alert_store.expire_ask(services.store, alert.id, now):
+            continue
+        who = mention(alert.actor_user) if alert.actor_user else "The actor"
+        if escalate(services, client, alert, reason=f'{who} did not answer "Did you do this?" in time.'):
+            count += 1
+    # Also catch up on anything not yet posted (e.g. Slack was down during the last poll).
+    deliver_alerts(services, client)
+    return count
+
+
+# ---------------------------------------------------------------------------------------------
+# Listeners
+
+
+def _say_privately(respond: Respond, text: str) -> None:
+    respond(text=text, response_type="ephemeral", replace_original=False)
 
 
 def register(app: App, services: Services) -> None:
     """Registers this feature's listeners."""
+
+    def load(action: BlockAction, respond: Respond) -> Alert | None:
+        alert = alert_store.get_alert(services.store, action.value)
+        if alert is None:
+            _say_privately(respond, "I can't find that alert any more.")
+        return alert
+
+    @app.action(ActionId.ALERT_ACKNOWLEDGE.value)
+    def on_acknowledge(ack: Ack, body: dict, respond: Respond, client: WebClient) -> None:
+        ack()
+        action = BlockAction.from_body(body)
+        alert = load(action, respond)
+        if alert is None:
+            return
+        if not CommandIO(services=services, client=client).is_security_team(action.user.id):
+            _say_privately(respond, "Only the security team can acknowledge alerts.")
+            return
+        if not alert_store.acknowledge(services.store, alert.id, action.user.id, services.clock.now()):
+            current = alert_store.get_alert(services.store, alert.id)
+            by = mention(current.acknowledged_by) if current and current.acknowledged_by else "someone"
+            _say_privately(respond, f"Already acknowledged by {by}.")
+            return
+        deliver_alerts(services, client)
+
+    @app.action(ActionId.ALERT_ASK_ACTOR.value)
+    def on_ask_actor(ack: Ack, body: dict, respond: Respond, client: WebClient) -> None:
+        ack()
+        action = BlockAction.from_body(body)
+        alert = load(action, respond)
+        if alert is None:
+            return
+        if not CommandIO(services=services, client=client).is_security_team(action.user.id):
+            _say_privately(respond, "Only the security team can ask the actor.")
+            return
+        if not alert.owner:
+            _say_privately(
+                respond,
+                f"No Slack member is mapped to {code(alert.principal_arn or alert.principal_name or 'this principal')}, "
+                "so there is nobody to ask. Map them under `[identity] map` or tag the IAM user with their email.",
+            )
+            return
+        now = services.clock.now()
+        timeout = services.config.alerts.actor_confirm_timeout
+        if not alert_store.ask_actor(
+            services.store, alert.id, actor=alert.owner, asked_by=action.user.id, at=now, timeout=timeout
+        ):
+            _say_privately(respond, "The actor has already been asked about this alert.")
+            return
+        asked = alert_store.get_alert(services.store, alert.id)
+        dm = client.conversations_open(users=alert.owner)["channel"]["id"]
+        posted = _post(client, dm, actor_question(asked))
+        alert_store.set_actor_dm(services.store, alert.id, posted["channel"], posted["ts"])
+        deliver_alerts(services, client)
+
+    def on_answer(confirmed: bool):  # noqa: ANN202 - returns a Bolt listener
+        def listener(ack: Ack, body: dict, respond: Respond, client: WebClient) -> None:
+            ack()
+            action = BlockAction.from_body(body)
+            alert = load(action, respond)
+            if alert is None:
+                return
+            now = services.clock.now()
+            if not alert_store.answer_actor(
+                services.store, alert.id, user_id=action.user.id, confirmed=confirmed, at=now
+            ):
+                if alert.actor_user != action.user.id:
+                    _say_privately(respond, "This question was not addressed to you.")
+                else:
+                    _say_privately(respond, "Your answer was already recorded (or the question timed out).")
+                return
+            answered = alert_store.get_alert(services.store, alert.id)
+            if answered.dm_channel and answered.dm_ts:
+                client.chat_update(
+                    channel=answered.dm_channel,
+                    ts=answered.dm_ts,
+                    **actor_answered(answered, confirmed).as_kwargs(),
+                )
+            if confirmed:
+                deliver_alerts(services, client)
+            else:
+                escalate(
+                    services,
+                    client,
+                    answered,
+                    reason=f"{mention(action.user.id)} says they did not do this.",
+                )
+
+        return listener
+
+    app.action(ActionId.ALERT_ACTOR_YES.value)(on_answer(True))
+    app.action(ActionId.ALERT_ACTOR_NO.value)(on_answer(False))

@@ -22,6 +22,10 @@ class ActionId(StrEnum):
     NUDGE_NOT_MINE = "nudge_not_mine"
     # -- just-in-time access (handlers/access.py) --
     # -- alerts (handlers/alerts.py) --
+    ALERT_ACKNOWLEDGE = "alert_acknowledge"
+    ALERT_ASK_ACTOR = "alert_ask_actor"
+    ALERT_ACTOR_YES = "alert_actor_yes"
+    ALERT_ACTOR_NO = "alert_actor_no"
 
 
 class CallbackId(StrEnum):

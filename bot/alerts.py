@@ -1,0 +1,1186 @@
+"""Alerts on suspicious IAM activity: CloudTrail events in, stored alerts out.
+
+The pieces, in the order an event meets them:
+
+- ``CloudTrailEvent``: one normalised event, parsed from an EventBridge envelope (SQS) or from a
+  LookupEvents record (whose ``CloudTrailEvent`` is a JSON string). Access Analyzer findings are
+  normalised into the same model (``kind="access_analyzer"``).
+- ``RULES``: the catalog. Each rule has an id, a severity, an optional threshold/window and a dedupe
+  window; ``[alerts.rules.RULE_ID]`` in the TOML file overrides any of them (or disables the rule).
+- ``ingest()``: in ONE SQLite transaction, claims the event id (a redelivered or re-read event is
+  processed once), records the signals windowed rules count, and creates an alert or bumps the
+  counter of the open alert with the same dedupe key. Posting to Slack is the handlers' job: an
+  alert row with ``dirty = 1`` still has to be posted or its message updated, so a crash or restart
+  between recording and posting loses nothing and repeats nothing.
+
+Windows and dedupe use the events' own times (CloudTrail delivers late and out of order), so the
+same events always produce the same alerts, whichever source delivered them and whenever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import sqlite_utils
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.findings import Severity
+from bot.settings import Config
+from bot.store import Store, iso, migrations
+
+log = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------------------------------------
+# The normalised event
+
+
+class EventParseError(ValueError):
+    """The message is not an event we can read (malformed JSON, missing ids): a poison message."""
+
+
+class SessionIssuer(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    type: str | None = None
+    arn: str | None = None
+    user_name: str | None = Field(default=None, alias="userName")
+    account_id: str | None = Field(default=None, alias="accountId")
+
+
+class SessionContext(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    session_issuer: SessionIssuer | None = Field(default=None, alias="sessionIssuer")
+    source_identity: str | None = Field(default=None, alias="sourceIdentity")
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def mfa_authenticated(self) -> bool:
+        return str(self.attributes.get("mfaAuthenticated", "")).lower() == "true"
+
+
+class UserIdentity(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    type: str = "Unknown"
+    principal_id: str | None = Field(default=None, alias="principalId")
+    arn: str | None = None
+    account_id: str | None = Field(default=None, alias="accountId")
+    access_key_id: str | None = Field(default=None, alias="accessKeyId")
+    user_name: str | None = Field(default=None, alias="userName")
+    invoked_by: str | None = Field(default=None, alias="invokedBy")
+    session_context: SessionContext | None = Field(default=None, alias="sessionContext")
+
+    @property
+    def session_name(self) -> str | None:
+        """The RoleSessionName of an assumed-role ARN (``…:assumed-role/Role/SESSION``)."""
+        if self.type == "AssumedRole" and self.arn and ":assumed-role/" in self.arn:
+            return self.arn.rsplit("/", 1)[-1]
+        return None
+
+    @property
+    def source_identity(self) -> str | None:
+        return self.session_context.source_identity if self.session_context else None
+
+    @property
+    def display_name(self) -> str:
+        if self.type == "Root":
+            return "root"
+        if self.user_name:
+            return self.user_name
+        if self.type == "AssumedRole" and self.arn:
+            parts = self.arn.split("/")
+            return "/".join(parts[-2:]) if len(parts) >= 3 else self.arn
+        return self.arn or self.principal_id or self.invoked_by or "unknown"
+
+
+class CloudTrailEvent(BaseModel):
+    """One CloudTrail management event (or Access Analyzer finding), whichever source brought it."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    kind: Literal["cloudtrail", "access_analyzer"] = "cloudtrail"
+    event_id: str = Field(alias="eventID", min_length=1)
+    event_name: str = Field(alias="eventName", min_length=1)
+    event_source: str = Field(default="", alias="eventSource")
+    event_time: datetime = Field(alias="eventTime")
+    event_type: str = Field(default="AwsApiCall", alias="eventType")
+    aws_region: str = Field(default="", alias="awsRegion")
+    source_ip: str | None = Field(default=None, alias="sourceIPAddress")
+    user_agent: str | None = Field(default=None, alias="userAgent")
+    account_id: str = Field(default="", alias="recipientAccountId")
+    user_identity: UserIdentity = Field(default_factory=UserIdentity, alias="userIdentity")
+    request_parameters: dict[str, Any] = Field(default_factory=dict, alias="requestParameters")
+    response_elements: dict[str, Any] = Field(default_factory=dict, alias="responseElements")
+    additional_event_data: dict[str, Any] = Field(default_factory=dict, alias="additionalEventData")
+    error_code: str | None = Field(default=None, alias="errorCode")
+    error_message: str | None = Field(default=None, alias="errorMessage")
+    read_only: bool | None = Field(default=None, alias="readOnly")
+
+    @field_validator("request_parameters", "response_elements", "additional_event_data", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        # CloudTrail writes null for calls without parameters.
+        return value if isinstance(value, dict) else {}
+
+    @field_validator("event_time")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).replace(microsecond=0)
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.error_code
+
+    @property
+    def principal_arn(self) -> str | None:
+        return self.user_identity.arn
+
+    @property
+    def action(self) -> str:
+        """``iam:AttachUserPolicy``-style name."""
+        service = self.event_source.split(".", 1)[0] if self.event_source else "aws"
+        return f"{service}:{self.event_name}"
+
+    @property
+    def console_login_result(self) -> str | None:
+        """ "Success" / "Failure" for ConsoleLogin events, else None."""
+        if self.event_name != "ConsoleLogin":
+            return None
+        result = (self.response_elements or {}).get("ConsoleLogin")
+        if result:
+            return str(result)
+        return "Failure" if self.error_code or self.error_message else "Success"
+
+
+def _from_detail(detail: dict[str, Any], *, account: str | None, region: str | None) -> CloudTrailEvent:
+    data = dict(detail)
+    # Delivered EventBridge envelopes may lack `account`; the record's own recipientAccountId wins.
+    if not data.get("recipientAccountId"):
+        data["recipientAccountId"] = account or (data.get("userIdentity") or {}).get("accountId") or ""
+    if not data.get("awsRegion") and region:
+        data["awsRegion"] = region
+    try:
+        return CloudTrailEvent.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise EventParseError(f"not a CloudTrail record ({where}: {first['msg']})") from None
+
+
+def _from_access_analyzer(envelope: dict[str, Any]) -> CloudTrailEvent:
+    detail = envelope.get("detail") or {}
+    finding_id = detail.get("id")
+    if not finding_id:
+        raise EventParseError("Access Analyzer finding without an id")
+    updated = detail.get("updatedAt") or detail.get("analyzedAt") or envelope.get("time")
+    return CloudTrailEvent(
+        kind="access_analyzer",
+        event_id=f"access-analyzer:{finding_id}:{detail.get('status', '')}:{updated}",
+        event_name="AccessAnalyzerFinding",
+        event_source="access-analyzer.amazonaws.com",
+        event_time=updated or envelope.get("time"),
+        event_type="AwsServiceEvent",
+        aws_region=detail.get("region") or envelope.get("region") or "",
+        account_id=detail.get("accountId") or envelope.get("account") or "",
+        user_identity=UserIdentity(type="AWSService", invoked_by="access-analyzer.amazonaws.com"),
+        request_parameters=detail,
+    )
+
+
+def parse_eventbridge(body: str | bytes | dict[str, Any]) -> CloudTrailEvent | None:
+    """An EventBridge envelope (an SQS message body) → event; None for event types we do not watch.
+
+    Raises EventParseError for anything unreadable (a poison message).
+    """
+    if isinstance(body, bytes | str):
+        try:
+            envelope = json.loads(body)
+        except ValueError:
+            raise EventParseError("message body is not JSON") from None
+    else:
+        envelope = body
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("detail"), dict):
+        raise EventParseError("message is not an EventBridge event (no detail object)")
+    detail_type = envelope.get("detail-type", "")
+    if envelope.get("source") == "aws.access-analyzer" or detail_type == "Access Analyzer Finding":
+        if detail_type != "Access Analyzer Finding":
+            return None
+        try:
+            return _from_access_analyzer(envelope)
+        except ValidationError as exc:
+            raise EventParseError(f"unreadable Access Analyzer finding ({exc.errors()[0]['msg']})") from None
+    if "eventID" not in envelope["detail"] and "eventName" not in envelope["detail"]:
+        return None  # some other AWS event routed to the queue: nothing to alert on
+    return _from_detail(envelope["detail"], account=envelope.get("account"), region=envelope.get("region"))
+
+
+def parse_lookup(record: dict[str, Any]) -> CloudTrailEvent:
+    """A LookupEvents ``Events[]`` entry → event (its ``CloudTrailEvent`` is a JSON string)."""
+    raw = record.get("CloudTrailEvent")
+    try:
+        detail = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise EventParseError("LookupEvents record with unreadable CloudTrailEvent") from None
+    if not isinstance(detail, dict):
+        raise EventParseError("LookupEvents record without CloudTrailEvent")
+    detail.setdefault("eventID", record.get("EventId"))
+    detail.setdefault("eventName", record.get("EventName"))
+    return _from_detail(detail, account=None, region=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule catalog
+
+ROOT_ACTIVITY = "ROOT_ACTIVITY"
+ROOT_LOGIN_FAILED = "ROOT_LOGIN_FAILED"
+CONSOLE_LOGIN_FAILURES = "CONSOLE_LOGIN_FAILURES"
+PASSWORD_SPRAY = "PASSWORD_SPRAY"
+CONSOLE_LOGIN_NO_MFA = "CONSOLE_LOGIN_NO_MFA"
+IAM_POLICY_CHANGE = "IAM_POLICY_CHANGE"
+ADMIN_POLICY_ATTACHED = "ADMIN_POLICY_ATTACHED"
+ACCESS_KEY_CREATED_FOR_OTHER_USER = "ACCESS_KEY_CREATED_FOR_OTHER_USER"
+MFA_DEACTIVATED = "MFA_DEACTIVATED"
+CLOUDTRAIL_TAMPERING = "CLOUDTRAIL_TAMPERING"
+ACCESS_ANALYZER_FINDING = "ACCESS_ANALYZER_FINDING"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One alert rule: metadata beside the code, overridable per rule in ``[alerts.rules.ID]``."""
+
+    id: str
+    title: str
+    severity: Severity
+    dedupe_window: timedelta
+    description: str
+    threshold: int | None = None
+    window: timedelta | None = None
+    cis: tuple[str, ...] = ()
+    enabled: bool = True
+
+
+RULES: dict[str, Rule] = {
+    r.id: r
+    for r in (
+        Rule(
+            ROOT_ACTIVITY,
+            "Root user activity",
+            Severity.CRITICAL,
+            timedelta(hours=1),
+            "Any root sign-in or API call not made by an AWS service on root's behalf.",
+            cis=("1.7", "4.3"),
+        ),
+        Rule(
+            ROOT_LOGIN_FAILED,
+            "Failed root sign-in",
+            Severity.HIGH,
+            timedelta(hours=1),
+            "A console sign-in as the root user failed.",
+        ),
+        Rule(
+            CONSOLE_LOGIN_FAILURES,
+            "Repeated console sign-in failures",
+            Severity.MEDIUM,
+            timedelta(hours=1),
+            "At least `threshold` failed console sign-ins for one user within `window`.",
+            threshold=5,
+            window=timedelta(minutes=15),
+            cis=("4.6",),
+        ),
+        Rule(
+            PASSWORD_SPRAY,
+            "Possible password spray",
+            Severity.HIGH,
+            timedelta(hours=1),
+            "Failed console sign-ins for more than `threshold` distinct users within `window`.",
+            threshold=5,
+            window=timedelta(hours=1),
+        ),
+        Rule(
+            CONSOLE_LOGIN_NO_MFA,
+            "Console sign-in without MFA",
+            Severity.MEDIUM,
+            timedelta(hours=24),
+            "An IAM user signed in to the console without MFA (SSO and federated sessions excluded).",
+            cis=("4.2",),
+        ),
+        Rule(
+            IAM_POLICY_CHANGE,
+            "IAM policy changed",
+            Severity.MEDIUM,
+            timedelta(minutes=15),
+            "A CIS 4.4 policy change, SetDefaultPolicyVersion, UpdateAssumeRolePolicy or a permissions "
+            "boundary change; critical when it touches a critical role/policy or a JIT role.",
+            cis=("4.4",),
+        ),
+        Rule(
+            ADMIN_POLICY_ATTACHED,
+            "Administrator access granted",
+            Severity.HIGH,
+            timedelta(minutes=15),
+            "An admin managed policy attached, or an inline policy allowing * on *.",
+        ),
+        Rule(
+            ACCESS_KEY_CREATED_FOR_OTHER_USER,
+            "Access key created for another user",
+            Severity.HIGH,
+            timedelta(hours=1),
+            "Someone created an access key for a different IAM user (a persistence technique).",
+        ),
+        Rule(
+            MFA_DEACTIVATED,
+            "MFA deactivated",
+            Severity.HIGH,
+            timedelta(hours=1),
+            "An MFA device was deactivated or a virtual MFA device deleted.",
+        ),
+        Rule(
+            CLOUDTRAIL_TAMPERING,
+            "CloudTrail tampering",
+            Severity.CRITICAL,
+            timedelta(hours=1),
+            "StopLogging, DeleteTrail, UpdateTrail or PutEventSelectors succeeded.",
+            cis=("4.5",),
+        ),
+        Rule(
+            ACCESS_ANALYZER_FINDING,
+            "New external access",
+            Severity.HIGH,
+            timedelta(hours=24),
+            "IAM Access Analyzer reported a new active finding: a resource is reachable from outside.",
+        ),
+    )
+}
+
+
+def effective_rule(rule: Rule, config: Config) -> Rule:
+    """The catalog rule with the TOML overrides applied."""
+    override = config.alerts.rules.get(rule.id)
+    if override is None:
+        return rule
+    return replace(
+        rule,
+        enabled=override.enabled,
+        severity=Severity(override.severity) if override.severity else rule.severity,
+        threshold=override.threshold if override.threshold is not None else rule.threshold,
+        window=override.window if override.window is not None else rule.window,
+        dedupe_window=override.dedupe_window if override.dedupe_window is not None else rule.dedupe_window,
+    )
+
+
+def rule_catalog(config: Config) -> list[Rule]:
+    return [effective_rule(r, config) for r in RULES.values()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+@migrations()
+def m070_alerts(db: sqlite_utils.Database) -> None:
+    # One row per event id ever processed: the exactly-once guard for redeliveries and re-reads.
+    db["alert_events"].create(
+        {
+            "event_id": str,
+            "source": str,
+            "event_name": str,
+            "event_time": str,
+            "account_id": str,
+            "processed_at": str,
+            "alert_ids": str,
+        },
+        pk="event_id",
+    )
+    db["alert_events"].create_index(["processed_at"])
+    # What windowed rules count (failed sign-ins), by event time.
+    db["alert_signals"].create(
+        {"id": int, "rule_id": str, "account_id": str, "subject": str, "at": str, "event_id": str},
+        pk="id",
+    )
+    db["alert_signals"].create_index(["rule_id", "account_id", "at"])
+    db["alerts"].create(
+        {
+            "id": int,
+            "rule_id": str,
+            "severity": str,
+            "dedupe_key": str,
+            "title": str,
+            "account_id": str,
+            "region": str,
+            "event_name": str,
+            "event_source": str,
+            "first_event_id": str,
+            "last_event_id": str,
+            "principal_arn": str,
+            "principal_type": str,
+            "principal_name": str,
+            "owner": str,
+            "source_ip": str,
+            "user_agent": str,
+            "first_seen": str,
+            "last_seen": str,
+            "count": int,
+            "jit_request_id": str,
+            "jit_requester": str,
+            "context": str,
+            "state": str,
+            "acknowledged_by": str,
+            "acknowledged_at": str,
+            "actor_status": str,
+            "actor_user": str,
+            "actor_asked_by": str,
+            "actor_asked_at": str,
+            "actor_deadline": str,
+            "actor_answered_at": str,
+            "escalated_at": str,
+            "channel": str,
+            "ts": str,
+            "dm_channel": str,
+            "dm_ts": str,
+            "dirty": int,
+            "created_at": str,
+        },
+        pk="id",
+        defaults={"count": 1, "state": "open", "actor_status": "", "dirty": 1},
+        not_null={"rule_id", "severity", "dedupe_key", "first_seen", "last_seen"},
+    )
+    db["alerts"].create_index(["dedupe_key", "first_seen"])
+    db["alerts"].create_index(["dirty"])
+    db["alerts"].create_index(["actor_status", "actor_deadline"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+
+@dataclass
+class Candidate:
+    """What one rule says about one event, before dedupe."""
+
+    rule: Rule
+    dedupe_key: str
+    title: str
+    severity: Severity
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Enrichment:
+    """What we know beyond the event: the mapped Slack member and the JIT request, if any."""
+
+    owner: str | None = None
+    jit_request_id: str | None = None
+    jit_requester: str | None = None
+
+
+@dataclass
+class IngestResult:
+    event_id: str
+    duplicate: bool = False
+    alert_ids: list[int] = field(default_factory=list)
+    new_alert_ids: list[int] = field(default_factory=list)
+
+
+CIS_POLICY_EVENTS = frozenset(
+    {
+        "DeleteGroupPolicy",
+        "DeleteRolePolicy",
+        "DeleteUserPolicy",
+        "PutGroupPolicy",
+        "PutRolePolicy",
+        "PutUserPolicy",
+        "CreatePolicy",
+        "DeletePolicy",
+        "CreatePolicyVersion",
+        "DeletePolicyVersion",
+        "AttachRolePolicy",
+        "DetachRolePolicy",
+        "AttachUserPolicy",
+        "DetachUserPolicy",
+        "AttachGroupPolicy",
+        "DetachGroupPolicy",
+    }
+)
+POLICY_CHANGE_EVENTS = CIS_POLICY_EVENTS | {
+    "SetDefaultPolicyVersion",
+    "UpdateAssumeRolePolicy",
+    "PutRolePermissionsBoundary",
+    "DeleteRolePermissionsBoundary",
+    "PutUserPermissionsBoundary",
+    "DeleteUserPermissionsBoundary",
+}
+ATTACH_EVENTS = frozenset({"AttachUserPolicy", "AttachRolePolicy", "AttachGroupPolicy"})
+INLINE_PUT_EVENTS = frozenset({"PutUserPolicy", "PutRolePolicy", "PutGroupPolicy"})
+MFA_EVENTS = frozenset({"DeactivateMFADevice", "DeleteVirtualMFADevice"})
+TRAIL_TAMPERING_EVENTS = frozenset({"StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors"})
+# Real CloudTrail hides user names that do not exist in the account behind this marker.
+HIDDEN_USER = "HIDDEN_DUE_TO_SECURITY_REASONS"
+
+
+def _name_of(arn_or_name: str) -> str:
+    return arn_or_name.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+
+
+def _policy_grants_everything(document: Any) -> bool:
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except ValueError:
+            return False
+    if not isinstance(document, dict):
+        return False
+    statements = document.get("Statement") or []
+    if isinstance(statements, dict):
+        statements = [statements]
+    for st in statements:
+        if not isinstance(st, dict) or st.get("Effect") != "Allow" or "NotAction" in st:
+            continue
+        acts = st.get("Action")
+        res = st.get("Resource")
+        acts = [acts] if isinstance(acts, str) else acts or []
+        res = [res] if isinstance(res, str) else res or []
+        if "*" in acts and "*" in res:
+            return True
+    return False
+
+
+def _policy_target(event: CloudTrailEvent) -> tuple[str, str]:
+    """(kind, name) of what a policy change touched: ("role", "prod-admin"), ("policy", "X")…"""
+    params = event.request_parameters
+    for key, kind in (("roleName", "role"), ("userName", "user"), ("groupName", "group")):
+        if params.get(key):
+            return kind, str(params[key])
+    if params.get("policyArn"):
+        return "policy", _name_of(str(params["policyArn"]))
+    if params.get("policyName"):
+        return "policy", str(params["policyName"])
+    return "resource", "unknown"
+
+
+def _critical_names(config: Config) -> tuple[set[str], set[str]]:
+    roles = {_name_of(r) for r in config.alerts.critical_roles}
+    roles |= {_name_of(r.arn) for r in config.roles} | {r.name for r in config.roles}
+    policies = {_name_of(p) for p in config.alerts.critical_policies + config.scan.critical_policies}
+    return roles, policies
+
+
+def _actor(event: CloudTrailEvent) -> str:
+    return event.user_identity.display_name
+
+
+def _by_service(event: CloudTrailEvent) -> bool:
+    ident = event.user_identity
+    return bool(ident.invoked_by) or event.event_type == "AwsServiceEvent" or ident.type == "AWSService"
+
+
+class _Evaluator:
+    def __init__(self, config: Config, db: sqlite_utils.Database):
+        self.config = config
+        self.db = db
+        self.rules = {r.id: r for r in rule_catalog(config)}
+
+    def run(self, event: CloudTrailEvent) -> list[Candidate]:
+        found: list[Candidate] = []
+        for check in (
+            self.root,
+            self.console_failures,
+            self.console_no_mfa,
+            self.policy_changes,
+            self.access_key_for_other,
+            self.mfa_deactivated,
+            self.trail_tampering,
+            self.access_analyzer,
+        ):
+            found += check(event)
+        # One alert per event: the most specific rule wins over the generic policy-change rule.
+        if any(c.rule.id == ADMIN_POLICY_ATTACHED for c in found):
+            found = [c for c in found if c.rule.id != IAM_POLICY_CHANGE]
+        return [c for c in found if c.rule.enabled]
+
+    def candidate(self, rule_id: str, key: str, title: str, **context: Any) -> Candidate:
+        rule = self.rules[rule_id]
+        severity = context.pop("severity", None) or rule.severity
+        return Candidate(rule, f"{rule_id}|{key}", title, severity, context)
+
+    # -- rules ----------------------------------------------------------------------------
+
+    def root(self, e: CloudTrailEvent) -> list[Candidate]:
+        if e.user_identity.type != "Root" or _by_service(e):
+            return []
+        acct = e.account_id
+        login = e.console_login_result
+        if login == "Failure":
+            return [
+                self.candidate(
+                    ROOT_LOGIN_FAILED,
+                    acct,
+                    "Failed console sign-in as the root user",
+                    reason=e.error_message or "",
+                )
+            ]
+        if login == "Success":
+            mfa = str(e.additional_event_data.get("MFAUsed", "")).lower() == "yes"
+            return [
+                self.candidate(
+                    ROOT_ACTIVITY,
+                    acct,
+                    "Root user signed in to the console" + ("" if mfa else " without MFA"),
+                    mfa_used="yes" if mfa else "no",
+                )
+            ]
+        if not e.succeeded and e.event_name != "ConsoleLogin":
+            title = f"Root user tried {e.action} ({e.error_code})"
+        else:
+            title = f"Root user called {e.action}"
+        return [self.candidate(ROOT_ACTIVITY, acct, title)]
+
+    def _window_count(
+        self, rule: Rule, account: str, at: datetime, *, distinct: bool, subject: str = ""
+    ) -> int:
+        since = iso(at - (rule.window or timedelta(0)))
+        until = iso(at)
+        if distinct:
+            sql = (
+                "SELECT COUNT(DISTINCT subject) FROM alert_signals "
+                "WHERE rule_id = ? AND account_id = ? AND at > ? AND at <= ?"
+            )
+            params: list[Any] = [rule.id, account, since, until]
+        else:
+            sql = (
+                "SELECT COUNT(*) FROM alert_signals "
+                "WHERE rule_id = ? AND account_id = ? AND subject = ? AND at > ? AND at <= ?"
+            )
+            params = [rule.id, account, subject, since, until]
+        return int(self.db.execute(sql, params).fetchone()[0])
+
+    def console_failures(self, e: CloudTrailEvent) -> list[Candidate]:
+        if e.console_login_result != "Failure" or e.user_identity.type == "Root":
+            return []
+        user = e.user_identity.user_name or e.user_identity.arn or HIDDEN_USER
+        found: list[Candidate] = []
+        for rule_id in (CONSOLE_LOGIN_FAILURES, PASSWORD_SPRAY):
+            self.db["alert_signals"].insert(
+                {
+                    "rule_id": rule_id,
+                    "account_id": e.account_id,
+                    "subject": user,
+                    "at": iso(e.event_time),
+                    "event_id": e.event_id,
+                }
+            )
+        per_user = self.rules[CONSOLE_LOGIN_FAILURES]
+        n = self._window_count(per_user, e.account_id, e.event_time, distinct=False, subject=user)
+        if n >= (per_user.threshold or 1):
+            found.append(
+                self.candidate(
+                    CONSOLE_LOGIN_FAILURES,
+                    f"{e.account_id}|{user}",
+                    f"{n} failed console sign-ins for {user} within {_human(per_user.window)}",
+                    failures=n,
+                    user=user,
+                )
+            )
+        spray = self.rules[PASSWORD_SPRAY]
+        users = self._window_count(spray, e.account_id, e.event_time, distinct=True)
+        if users > (spray.threshold or 0):
+            found.append(
+                self.candidate(
+                    PASSWORD_SPRAY,
+                    e.account_id,
+                    f"Failed console sign-ins for {users} different users within {_human(spray.window)}",
+                    distinct_users=users,
+                )
+            )
+        return found
+
+    def console_no_mfa(self, e: CloudTrailEvent) -> list[Candidate]:
+        if e.console_login_result != "Success" or e.user_identity.type != "IAMUser":
+            return []
+        if str(e.additional_event_data.get("MFAUsed", "")).lower() != "no":
+            return []
+        user = e.user_identity.user_name or _actor(e)
+        return [
+            self.candidate(
+                CONSOLE_LOGIN_NO_MFA,
+                f"{e.account_id}|{user}",
+                f"{user} signed in to the console without MFA",
+            )
+        ]
+
+    def policy_changes(self, e: CloudTrailEvent) -> list[Candidate]:
+        if e.event_source != "iam.amazonaws.com" or not e.succeeded:
+            return []
+        found: list[Candidate] = []
+        kind, target = _policy_target(e)
+        params = e.request_parameters
+        admin_arns = set(self.config.alerts.admin_policies)
+        if e.event_name in ATTACH_EVENTS and str(params.get("policyArn", "")) in admin_arns:
+            policy = _name_of(str(params["policyArn"]))
+            found.append(
+                self.candidate(
+                    ADMIN_POLICY_ATTACHED,
+                    f"{e.account_id}|{kind}|{target}|{policy}",
+                    f"{_actor(e)} attached {policy} to {kind} {target}",
+                    target=f"{kind} {target}",
+                    policy=policy,
+                )
+            )
+        elif e.event_name in INLINE_PUT_EVENTS and _policy_grants_everything(params.get("policyDocument")):
+            found.append(
+                self.candidate(
+                    ADMIN_POLICY_ATTACHED,
+                    f"{e.account_id}|{kind}|{target}|{params.get('policyName', '')}",
+                    f"{_actor(e)} gave {kind} {target} an inline policy allowing everything",
+                    target=f"{kind} {target}",
+                    policy=str(params.get("policyName", "")),
+                )
+            )
+        if e.event_name in POLICY_CHANGE_EVENTS:
+            roles, policies = _critical_names(self.config)
+            touched_policy = _name_of(str(params.get("policyArn") or params.get("policyName") or ""))
+            critical = (kind == "role" and target in roles) or (touched_policy and touched_policy in policies)
+            found.append(
+                self.candidate(
+                    IAM_POLICY_CHANGE,
+                    f"{e.account_id}|{_actor(e)}|{e.event_name}|{kind}|{target}",
+                    f"{_actor(e)} called {e.event_name} on {kind} {target}"
+                    + (" (critical)" if critical else ""),
+                    target=f"{kind} {target}",
+                    severity=Severity.CRITICAL if critical else None,
+                    policy=touched_policy or None,
+                )
+            )
+        return found
+
+    def access_key_for_other(self, e: CloudTrailEvent) -> list[Candidate]:
+        if e.event_name != "CreateAccessKey" or not e.succeeded:
+            return []
+        target = e.request_parameters.get("userName")
+        if not target:
+            return []  # a key for the caller itself
+        ident = e.user_identity
+        if ident.type == "IAMUser" and ident.user_name == target:
+            return []
+        key_id = ((e.response_elements or {}).get("accessKey") or {}).get("accessKeyId", "")
+        return [
+            self.candidate(
+                ACCESS_KEY_CREATED_FOR_OTHER_USER,
+                f"{e.account_id}|{_actor(e)}|{target}",
+                f"{_actor(e)} created an access key for {target}",
+                target=f"user {target}",
+                access_key_id=key_id,
+            )
+        ]
+
+    def mfa_deactivated(self, e: CloudTrailEvent) -> list[Candidate]:
+        if e.event_name not in MFA_EVENTS or not e.succeeded or e.event_source != "iam.amazonaws.com":
+            return []
+        params = e.request_parameters
+        target = params.get("userName") or _name_of(str(params.get("serialNumber", ""))) or "unknown"
+        verb = "deactivated MFA for" if e.event_name == "DeactivateMFADevice" else "deleted the MFA device"
+        return [
+            self.candidate(
+                MFA_DEACTIVATED,
+                f"{e.account_id}|{target}",
+                f"{_actor(e)} {verb} {target}",
+                target=f"user {target}",
+            )
+        ]
+
+    def trail_tampering(self, e: CloudTrailEvent) -> list[Candidate]:
+        if e.event_source != "cloudtrail.amazonaws.com" or e.event_name not in TRAIL_TAMPERING_EVENTS:
+            return []
+        if not e.succeeded:
+            return []
+        trail = _name_of(
+            str(e.request_parameters.get("name") or e.request_parameters.get("trailName") or "?")
+        )
+        return [
+            self.candidate(
+                CLOUDTRAIL_TAMPERING,
+                f"{e.account_id}|{trail}|{e.event_name}",
+                f"{_actor(e)} called {e.event_name} on trail {trail}",
+                target=f"trail {trail}",
+            )
+        ]
+
+    def access_analyzer(self, e: CloudTrailEvent) -> list[Candidate]:
+        if e.kind != "access_analyzer":
+            return []
+        finding = e.request_parameters
+        if finding.get("status") != "ACTIVE":
+            return []
+        resource = str(finding.get("resource", "?"))
+        principal = finding.get("principal") or {}
+        who = (
+            "anyone (public)"
+            if finding.get("isPublic")
+            else ", ".join(str(v) for v in principal.values()) or "an external principal"
+        )
+        return [
+            self.candidate(
+                ACCESS_ANALYZER_FINDING,
+                f"{e.account_id}|{finding.get('id')}",
+                f"{finding.get('resourceType', 'A resource')} {_name_of(resource)} is accessible by {who}",
+                target=resource,
+                actions=", ".join(finding.get("action") or [])[:500],
+                finding_id=str(finding.get("id")),
+            )
+        ]
+
+
+def _human(delta: timedelta | None) -> str:
+    if not delta:
+        return "0s"
+    seconds = int(delta.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+def evaluate(config: Config, store: Store, event: CloudTrailEvent) -> list[Candidate]:
+    """The rules' verdicts for one event (records window signals: call inside a transaction)."""
+    return _Evaluator(config, store.db).run(event)
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity and JIT correlation
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def owner_of(config: Config, store: Store, event: CloudTrailEvent) -> str | None:
+    """The Slack member behind the event's principal: the identity map (explicit config wins, then
+    the email tag), the session issuer's role for assumed roles, or an SSO-style email session name."""
+    ident = event.user_identity
+    candidates = [ident.arn]
+    if ident.session_context and ident.session_context.session_issuer:
+        candidates.append(ident.session_context.session_issuer.arn)
+    try:
+        from bot.identity import identity_from_store
+
+        ids = identity_from_store(config, store)
+        for arn in candidates:
+            if arn and (member := ids.owner_of(arn)):
+                return member
+    except ImportError:  # pragma: no cover - identity ships with the product; config map only
+        pass
+    names = {c for c in candidates if c} | {_name_of(c) for c in candidates if c}
+    if ident.user_name:
+        names.add(ident.user_name)
+    for member, principals in config.identity.map.items():
+        if names & set(principals):
+            return member
+    for name in (ident.source_identity, ident.session_name):
+        if name and _EMAIL.match(name):
+            row = store.db.execute(
+                "SELECT id FROM slack_users WHERE email = ? AND deleted = 0", [name.lower()]
+            ).fetchone()
+            if row:
+                return row[0]
+    return None
+
+
+def jit_request_for(store: Store, event: CloudTrailEvent) -> tuple[str, str] | None:
+    """(request id, requester) of the JIT grant this session came from, or None.
+
+    The only coupling to the access feature (bot/access.py): its grants record the RoleSessionName
+    (``iamwarden-<requester>-<request id>``) in ``access_grants`` and set SourceIdentity to the
+    requester. Matches the session name first, else SourceIdentity + role + the approved window.
+    Without those tables (access not deployed) there is nothing to correlate.
+    """
+    ident = event.user_identity
+    session, source_identity = ident.session_name, ident.source_identity
+    if not (session or source_identity) or not store.db["access_grants"].exists():
+        return None
+    row = None
+    if session:
+        row = store.db.execute(
+            "SELECT r.id, r.requester FROM access_grants g JOIN access_requests r ON r.id = g.request_id "
+            "WHERE g.session_name = ? ORDER BY g.issued_at DESC LIMIT 1",
+            [session],
+        ).fetchone()
+    issuer = ident.session_context.session_issuer if ident.session_context else None
+    if row is None and source_identity and issuer and issuer.arn:
+        at = iso(event.event_time)
+        row = store.db.execute(
+            "SELECT id, requester FROM access_requests WHERE requester = ? AND role_arn = ? "
+            "AND window_start <= ? AND window_end >= ? ORDER BY window_start DESC LIMIT 1",
+            [source_identity, issuer.arn, at, at],
+        ).fetchone()
+    return (str(row[0]), str(row[1] or "")) if row else None
+
+
+def enrich(config: Config, store: Store, event: CloudTrailEvent) -> Enrichment:
+    jit = jit_request_for(store, event)
+    owner = owner_of(config, store, event)
+    if jit and not owner and jit[1]:
+        owner = jit[1]
+    return Enrichment(
+        owner=owner, jit_request_id=jit[0] if jit else None, jit_requester=jit[1] if jit else None
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Ingest: exactly once, atomically
+
+
+def ingest(
+    config: Config, store: Store, event: CloudTrailEvent, *, source: str, now: datetime
+) -> IngestResult:
+    """Record one event: claim its id, evaluate the rules, create or bump alerts. All or nothing.
+
+    A second call with the same event id changes nothing and returns ``duplicate=True``.
+    """
+    result = IngestResult(event_id=event.event_id)
+    if store.db.execute("SELECT 1 FROM alert_events WHERE event_id = ?", [event.event_id]).fetchone():
+        result.duplicate = True
+        return result
+    extra = enrich(config, store, event)
+    with store.transaction() as db:
+        claimed = db.execute(
+            "INSERT OR IGNORE INTO alert_events (event_id, source, event_name, event_time, account_id, "
+            "processed_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [event.event_id, source, event.event_name, iso(event.event_time), event.account_id, iso(now)],
+        ).rowcount
+        if not claimed:
+            result.duplicate = True
+            return result
+        for cand in _Evaluator(config, db).run(event):
+            alert_id, created = _upsert_alert(db, cand, event, extra, now)
+            result.alert_ids.append(alert_id)
+            if created:
+                result.new_alert_ids.append(alert_id)
+        db.execute(
+            "UPDATE alert_events SET alert_ids = ? WHERE event_id = ?",
+            [json.dumps(result.alert_ids), event.event_id],
+        )
+    return result
+
+
+def _upsert_alert(
+    db: sqlite_utils.Database, cand: Candidate, event: CloudTrailEvent, extra: Enrichment, now: datetime
+) -> tuple[int, bool]:
+    at = iso(event.event_time)
+    window_start = iso(event.event_time - cand.rule.dedupe_window)
+    row = db.execute(
+        "SELECT id FROM alerts WHERE dedupe_key = ? AND first_seen > ? AND first_seen <= ? "
+        "ORDER BY first_seen DESC LIMIT 1",
+        [cand.dedupe_key, window_start, at],
+    ).fetchone()
+    if row:
+        # A repeat inside the dedupe window: count it, keep the latest details, re-render the message.
+        db.execute(
+            "UPDATE alerts SET count = count + 1, last_seen = MAX(last_seen, ?), last_event_id = ?, "
+            "title = ?, dirty = 1 WHERE id = ?",
+            [at, event.event_id, cand.title, row[0]],
+        )
+        return int(row[0]), False
+    ident = event.user_identity
+    record = {
+        "rule_id": cand.rule.id,
+        "severity": str(cand.severity),
+        "dedupe_key": cand.dedupe_key,
+        "title": cand.title,
+        "account_id": event.account_id,
+        "region": event.aws_region,
+        "event_name": event.event_name,
+        "event_source": event.event_source,
+        "first_event_id": event.event_id,
+        "last_event_id": event.event_id,
+        "principal_arn": ident.arn,
+        "principal_type": ident.type,
+        "principal_name": ident.display_name,
+        "owner": extra.owner,
+        "source_ip": event.source_ip,
+        "user_agent": event.user_agent,
+        "first_seen": at,
+        "last_seen": at,
+        "count": 1,
+        "jit_request_id": extra.jit_request_id,
+        "jit_requester": extra.jit_requester,
+        "context": json.dumps(
+            {
+                **{k: v for k, v in cand.context.items() if v not in (None, "")},
+                **({"source_identity": ident.source_identity} if ident.source_identity else {}),
+                **({"session_name": ident.session_name} if ident.session_name else {}),
+            },
+            default=str,
+        ),
+        "state": "open",
+        "actor_status": "",
+        "dirty": 1,
+        "created_at": iso(now),
+    }
+    alert_id = db["alerts"].insert(record).last_pk
+    return int(alert_id), True
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and changing alerts (the handlers call these)
+
+
+@dataclass
+class Alert:
+    """A stored alert, as the Slack surface renders it."""
+
+    id: int
+    rule_id: str
+    severity: Severity
+    title: str
+    account_id: str
+    region: str
+    event_name: str
+    event_source: str
+    principal_arn: str | None
+    principal_type: str | None
+    principal_name: str | None
+    owner: str | None
+    source_ip: str | None
+    user_agent: str | None
+    first_seen: str
+    last_seen: str
+    count: int
+    jit_request_id: str | None
+    jit_requester: str | None
+    context: dict[str, Any]
+    state: str
+    acknowledged_by: str | None
+    acknowledged_at: str | None
+    actor_status: str
+    actor_user: str | None
+    actor_asked_by: str | None
+    actor_deadline: str | None
+    actor_answered_at: str | None
+    escalated_at: str | None
+    channel: str | None
+    ts: str | None
+    dm_channel: str | None
+    dm_ts: str | None
+
+    @property
+    def rule(self) -> Rule:
+        return RULES[self.rule_id]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Alert:
+        names = cls.__dataclass_fields__
+        data = {k: row.get(k) for k in names}
+        data["severity"] = Severity(row["severity"])
+        data["context"] = json.loads(row.get("context") or "{}")
+        data["actor_status"] = row.get("actor_status") or ""
+        data["count"] = int(row.get("count") or 1)
+        return cls(**data)
+
+
+def get_alert(store: Store, alert_id: int | str) -> Alert | None:
+    try:
+        key = int(alert_id)
+    except (TypeError, ValueError):
+        return None
+    rows = list(store.db["alerts"].rows_where("id = ?", [key]))
+    return Alert.from_row(rows[0]) if rows else None
+
+
+def alerts(store: Store, *, where: str | None = None, params: Iterable[Any] = ()) -> list[Alert]:
+    return [Alert.from_row(r) for r in store.db["alerts"].rows_where(where, list(params), order_by="id")]
+
+
+def pending_delivery(store: Store) -> list[Alert]:
+    """Alerts recorded but not yet posted, or whose message needs an update (counter, state)."""
+    return alerts(store, where="dirty = 1")
+
+
+def mark_delivered(store: Store, alert_id: int, *, channel: str, ts: str, rendered_count: int) -> None:
+    """Store where the message lives. Stays dirty if another repeat arrived while we were posting."""
+    store.execute(
+        "UPDATE alerts SET channel = ?, ts = ?, dirty = CASE WHEN count = ? THEN 0 ELSE 1 END WHERE id = ?",
+        [channel, ts, rendered_count, alert_id],
+    )
+
+
+def mark_dirty(store: Store, alert_id: int) -> None:
+    store.execute("UPDATE alerts SET dirty = 1 WHERE id = ?", [alert_id])
+
+
+def acknowledge(store: Store, alert_id: int, user_id: str, at: datetime) -> bool:
+    """Open → acknowledged, once. Returns False when it was already acknowledged (or missing)."""
+    changed = store.execute(
+        "UPDATE alerts SET state = 'acknowledged', acknowledged_by = ?, acknowledged_at = ?, dirty = 1 "
+        "WHERE id = ? AND state = 'open'",
+        [user_id, iso(at), alert_id],
+    ).rowcount
+    if changed:
+        store.audit("alert.acknowledge", actor=user_id, at=at, reason=f"alert {alert_id}")
+    return bool(changed)
+
+
+def ask_actor(
+    store: Store, alert_id: int, *, actor: str, asked_by: str, at: datetime, timeout: timedelta
+) -> bool:
+    """Record that ``actor`` was asked "did you do this?"; once per alert. False if already asked."""
+    changed = store.execute(
+        "UPDATE alerts SET actor_status = 'asked', actor_user = ?, actor_asked_by = ?, actor_asked_at = ?, "
+        "actor_deadline = ?, dirty = 1 WHERE id = ? AND COALESCE(actor_status, '') = ''",
+        [actor, asked_by, iso(at), iso(at + timeout), alert_id],
+    ).rowcount
+    if changed:
+        store.audit("alert.ask_actor", actor=asked_by, at=at, reason=f"alert {alert_id}", asked=actor)
+    return bool(changed)
+
+
+def set_actor_dm(store: Store, alert_id: int, channel: str, ts: str) -> None:
+    store.execute("UPDATE alerts SET dm_channel = ?, dm_ts = ? WHERE id = ?", [channel, ts, alert_id])
+
+
+def answer_actor(store: Store, alert_id: int, *, user_id: str, confirmed: bool, at: datetime) -> bool:
+    """The asked member answers Yes (confirmed) or No (denied → escalate). Only them, only once."""
+    status = "confirmed" if confirmed else "denied"
+    changed = store.execute(
+        "UPDATE alerts SET actor_status = ?, actor_answered_at = ?, dirty = 1 "
+        "WHERE id = ? AND actor_status = 'asked' AND actor_user = ?",
+        [status, iso(at), alert_id, user_id],
+    ).rowcount
+    if changed:
+        store.audit(f"alert.actor_{status}", actor=user_id, at=at, reason=f"alert {alert_id}")
+    return bool(changed)
+
+
+def timed_out_asks(store: Store, now: datetime) -> list[Alert]:
+    """Asked alerts whose actor did not answer in time, as of ``now``."""
+    return alerts(store, where="actor_status = 'asked' AND actor_deadline <= ?", params=[iso(now)])
+
+
+def expire_ask(store: Store, alert_id: int, at: datetime) -> bool:
+    changed = store.execute(
+        "UPDATE alerts SET actor_status = 'timed_out', dirty = 1 WHERE id = ? AND actor_status = 'asked' "
+        "AND actor_deadline <= ?",
+        [alert_id, iso(at)],
+    ).rowcount
+    return bool(changed)
+
+
+def claim_escalation(store: Store, alert_id: int, at: datetime) -> bool:
+    """Escalate once: True for the single caller that records the escalation."""
+    changed = store.execute(
+        "UPDATE alerts SET escalated_at = ?, dirty = 1 WHERE id = ? AND escalated_at IS NULL",
+        [iso(at), alert_id],
+    ).rowcount
+    if changed:
+        store.audit("alert.escalate", actor="iamwarden", at=at, reason=f"alert {alert_id}")
+    return bool(changed)
+
+
+def prune(store: Store, now: datetime, *, keep: timedelta = timedelta(days=30)) -> None:
+    """Forget old window signals and processed event ids (alerts themselves are kept)."""
+    longest = max((r.window or timedelta(0)) for r in RULES.values())
+    with store.transaction() as db:
+        db.execute("DELETE FROM alert_signals WHERE at < ?", [iso(now - max(longest * 2, timedelta(days=1)))])
+        db.execute("DELETE FROM alert_events WHERE processed_at < ?", [iso(now - keep)])
