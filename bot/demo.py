@@ -218,6 +218,7 @@ TOUR: list[Callable[[DemoSession], None]] = [
     # -- scan (issue: hygiene scan) --
     # -- queries: whoami-risks, can, who-can --
     # -- digest --
+    lambda s: __import__("handlers.digest", fromlist=["demo_tour"]).demo_tour(s),
     # -- just-in-time access --
     # -- alerts --
 ]

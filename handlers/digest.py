@@ -1040,3 +1040,26 @@ def cmd_digest(args: argparse.Namespace) -> int:
         f"Posted the digest to {posted.channel} (ts {posted.ts}) with {posted.replies} thread replies and the CSV file."
     )
     return EXIT_OK
+
+
+# -- the demo tour ---------------------------------------------------------------------------------------------
+
+
+def demo_tour(session: Any) -> None:
+    """The demo tour's digest step: cache the Slack directory, scan, post the digest, then Sam (security
+    team) uses Disable access on Dana, who left (deactivated in Slack) with an active access key."""
+    from bot.app import build_client
+    from bot.identity import store_directory
+    from bot.scan import scan_accounts
+
+    services = session.services
+    client = build_client(services)
+    session.say("\n── The daily digest: posted on schedule by `iamwarden run`; here, right now ──")
+    store_directory(services.store, client.users_list()["members"], services.clock.now())
+    scan_accounts(services)
+    post_digest(services, client)
+    session.settle()
+    session.say(
+        "\nSam, on the security team, presses Disable access on Dana's finding and confirms the dialog:"
+    )
+    session.click_label("Disable access", user="U0SAM")

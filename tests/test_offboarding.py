@@ -224,3 +224,16 @@ def test_deactivated_owner_is_not_nudged_and_notify_owner_says_offboard(offboard
     click(bot, "U0SEC1", head, ActionId.DIGEST_NOTIFY_OWNER, dana_fp)
     answer = bot.slack.wait_for("chat.postEphemeral")[0].args["text"]
     assert "deactivated" in answer and "offboarding" in answer
+
+
+def test_the_demo_tour_posts_a_digest_and_disables_danas_access():
+    import io
+
+    from bot.demo import run_demo
+
+    out = io.StringIO()
+    assert run_demo(interactive=False, out=out) == 0
+    text = out.getvalue()
+    assert "IAM hygiene digest" in text and "Needs offboarding" in text
+    assert "sam clicks" in text and "used Disable access. IAM user dana" in text
+    assert "deactivated access key AKIA" in text and "[file uploaded to C0SECURITY]" in text
