@@ -746,12 +746,13 @@ def build_digest(
         before_fps = {f.fingerprint for f in before}
         if baseline:
             prior_at = previous_at or now
+            snoozed_then = _snoozed_at(store, prior_at)
             prior_active = [
                 f
                 for f in before
                 if not f.suppressed
                 and f.status != FindingStatus.UNKNOWN
-                and not _was_snoozed(store, f.fingerprint, prior_at)
+                and f.fingerprint not in snoozed_then
             ]
             digest.previous_counts = _counts(prior_active)
         digest.new = [f for f in digest.active if f.fingerprint not in before_fps]
@@ -796,12 +797,12 @@ def build_digest(
     )
 
 
-def _was_snoozed(store: Store, fingerprint: str, moment: datetime) -> bool:
-    row = store.execute(
-        "SELECT 1 FROM snoozes WHERE fingerprint = ? AND snoozed_at < ? AND until > ? LIMIT 1",
-        [fingerprint, iso(moment), iso(moment)],
-    ).fetchone()
-    return row is not None
+def _snoozed_at(store: Store, moment: datetime) -> set[str]:
+    """Fingerprints that were snoozed at ``moment`` (a snooze made that very second came after it)."""
+    rows = store.execute(
+        "SELECT fingerprint FROM snoozes WHERE snoozed_at < ? AND until > ?", [iso(moment), iso(moment)]
+    ).fetchall()
+    return {row[0] for row in rows}
 
 
 def due_nudges(store: Store, digest: Digest, *, now: datetime, every: timedelta) -> dict[str, list[Finding]]:
