@@ -1,1 +1,3 @@
 """Imports the feature modules that declare scheduled jobs, so ``bot.jobs`` sees them all."""
+
+import handlers.access  # noqa: F401,E402  (just-in-time access: access-sweep job)

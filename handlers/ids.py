@@ -21,6 +21,14 @@ class ActionId(StrEnum):
     NUDGE_FIXED = "nudge_fixed"
     NUDGE_NOT_MINE = "nudge_not_mine"
     # -- just-in-time access (handlers/access.py) --
+    ACCESS_APPROVE = "access_approve"
+    ACCESS_DENY = "access_deny"
+    ACCESS_REVOKE = "access_revoke"
+    ACCESS_DONE = "access_done"
+    ACCESS_REISSUE = "access_reissue"
+    ACCESS_EXTEND = "access_extend"
+    ACCESS_REVIEW = "access_review"
+    ACCESS_CONSOLE = "access_console"
     # -- alerts (handlers/alerts.py) --
     ALERT_ACKNOWLEDGE = "alert_acknowledge"
     ALERT_ASK_ACTOR = "alert_ask_actor"
@@ -32,6 +40,8 @@ class CallbackId(StrEnum):
     # -- digest (handlers/digest.py) --
     DIGEST_SNOOZE_MODAL = "digest_snooze_modal"
     # -- just-in-time access (handlers/access.py) --
+    ACCESS_REQUEST_MODAL = "access_request_modal"
+    ACCESS_DENY_MODAL = "access_deny_modal"
     # -- alerts (handlers/alerts.py) --
     pass
 
@@ -40,4 +50,10 @@ class BlockId(StrEnum):
     # -- digest (handlers/digest.py) --
     SNOOZE_REASON = "snooze_reason"
     SNOOZE_UNTIL = "snooze_until"
+    # -- just-in-time access (handlers/access.py) --
+    ACCESS_ROLE = "access_role"
+    ACCESS_DURATION = "access_duration"
+    ACCESS_REASON = "access_reason"
+    ACCESS_TICKET = "access_ticket"
+    ACCESS_DENY_REASON = "access_deny_reason"
     pass
