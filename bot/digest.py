@@ -121,15 +121,54 @@ def _parse(moment: str | None) -> datetime | None:
 # -- slots: exactly once per channel per scheduled slot -----------------------------------------------
 
 
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _crontab_days(field: str) -> str:
+    """A crontab day-of-week field (0 or 7 = Sunday) as names APScheduler reads the same way.
+
+    APScheduler 3's ``CronTrigger.from_crontab`` takes numbers as 0 = Monday, so ``1-5`` would mean
+    Tuesday to Saturday; names are unambiguous.
+    """
+    if field == "*" or not any(ch.isdigit() for ch in field):
+        return field
+    days: set[int] = set()
+    for part in field.split(","):
+        rng, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if rng == "*":
+            lo, hi = 0, 6
+        elif "-" in rng:
+            lo_text, hi_text = rng.split("-", 1)
+            lo, hi = int(lo_text), int(hi_text)
+        else:
+            lo = hi = int(rng)
+        if not (0 <= lo <= 7 and 0 <= hi <= 7 and lo <= hi):
+            raise ValueError(f"'{field}' is not a crontab day-of-week field")
+        days.update(d % 7 for d in range(lo, hi + 1, step))
+    return ",".join(_DAY_NAMES[d] for d in sorted(days))
+
+
+def crontab_trigger(cron: str, timezone: str):  # noqa: ANN201 - apscheduler CronTrigger
+    """A CronTrigger for a standard 5-field crontab expression (Sunday = 0 or 7)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ValueError(f"'{cron}' is not a 5-field crontab expression")
+    minute, hour, day, month, dow = fields
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=_crontab_days(dow), timezone=timezone
+    )
+
+
 def due_slot(cron: str, timezone: str, now: datetime, grace: timedelta) -> datetime | None:
     """The newest scheduled fire time in ``(now - grace, now]``, or None when no slot is due.
 
     A slot older than the grace period is not caught up: a digest about yesterday posted late in the
     afternoon helps nobody.
     """
-    from apscheduler.triggers.cron import CronTrigger
-
-    trigger = CronTrigger.from_crontab(cron, timezone=timezone)
+    trigger = crontab_trigger(cron, timezone)
     start = now - grace
     slot = None
     fire = trigger.get_next_fire_time(None, start)
@@ -502,6 +541,9 @@ class Digest:
     snoozes: dict[str, Snooze]
     acks: dict[str, dict]
     first_seen: dict[str, datetime]
+    # Newest "fixed" answer per still-open finding: the owner said it is fixed; the scan disagrees
+    # (or has not run since).
+    fixed_claims: dict[str, dict] = field(default_factory=dict)
 
     @property
     def snapshot_ids(self) -> dict[str, int]:
@@ -786,6 +828,10 @@ def build_digest(
             key=lambda item: (item.first_seen, item.finding.check_id, item.finding.principal_name or "")
         )
         account.oldest_critical = aged[:oldest_limit]
+    # "Fixed" answers that a later scan contradicts (answers newer than the scan wait for the next one).
+    scanned = {f.fingerprint: a.scanned_at or "" for a in accounts for f in a.active}
+    claims = marks_of(store, list(scanned), ("fixed",))
+    claims = {fp: claim for fp, claim in claims.items() if claim["marked_at"] < scanned[fp]}
     return Digest(
         channel=channel,
         at=now,
@@ -794,6 +840,7 @@ def build_digest(
         snoozes=snoozes,
         acks=acks,
         first_seen=first_seen,
+        fixed_claims=claims,
     )
 
 

@@ -147,6 +147,11 @@ def finding_line(f: Finding, digest: Digest, *, with_account: bool = False) -> s
     ack = digest.acks.get(f.fingerprint)
     if ack:
         parts.append(f"(acknowledged by {mention(ack['acknowledged_by'])})")
+    claim = digest.fixed_claims.get(f.fingerprint)
+    if claim:
+        parts.append(
+            f"(marked fixed by {mention(claim['marked_by'])} on {claim['marked_at'][:10]}, but the scan after that still found it)"
+        )
     return " ".join(parts)
 
 
@@ -281,8 +286,8 @@ def headline_message(digest: Digest) -> Message:
 
 
 def thread_messages(digest: Digest) -> list[Message]:
-    """One reply per category, in order: offboarding, new, back from snooze, resolved, oldest critical,
-    snoozed and suppressed, could not evaluate. Empty categories are left out."""
+    """One reply per category, in order: offboarding, new, back from snooze, marked fixed but still
+    found, resolved, oldest critical, snoozed and suppressed, could not evaluate. Empty ones are left out."""
     replies: list[Message] = []
     everyone = digest.accounts
     offboarding = [f for a in everyone for f in a.offboarding]
@@ -302,6 +307,16 @@ def thread_messages(digest: Digest) -> list[Message]:
     if back:
         replies.append(
             _category("Back from snooze", back, digest, intro="Their snooze ended and they are still there.")
+        )
+    disputed = [f for a in everyone for f in a.active if f.fingerprint in digest.fixed_claims]
+    if disputed:
+        replies.append(
+            _category(
+                "Marked fixed, still found",
+                disputed,
+                digest,
+                intro="Their owner answered Fixed, but the scan after that still found them.",
+            )
         )
     resolved = [item for a in everyone for item in a.resolved]
     if resolved:

@@ -189,6 +189,35 @@ def test_resolved_finding_credits_the_fixer(bot, two_scans, clock):
     assert next(r for r in csv_rows(bot.slack) if r["principal_name"] == "ada")["resolved_by"] == "U0ALICE"
 
 
+def test_a_fixed_answer_the_next_scan_contradicts_is_shown(make_bot, clock):
+    bot = make_bot(Config.model_validate({**DEFAULT_CONFIG, "nudges": {"enabled": True}}))
+    ada = finding("USER_CONSOLE_NO_MFA", "ada", owner="U0ALICE")
+    store_scan(bot, [ada])
+    client = build_client(bot.services)
+    post_digest(bot.services, client)
+    [dm] = nudge_dms(bot.slack, "U0ALICE")
+    click(bot, "U0ALICE", dm, ActionId.NUDGE_FIXED, ada.fingerprint)
+    bot.slack.wait_for("chat.update")
+    assert "Marked fixed by <@U0ALICE>" in texts(nudge_dms(bot.slack, "U0ALICE")[0])
+    # Before the next scan the answer is simply pending; after it, the digest says the scan disagrees.
+    post_digest(bot.services, client)
+    assert "marked fixed" not in texts(headlines(bot.slack)[-1])
+    clock.advance(days=1)
+    store_scan(bot, [ada])
+    second = post_digest(bot.services, client)
+    csv_state = next(r for r in csv_rows(bot.slack) if r["principal_name"] == "ada")["state"]
+    assert csv_state == "open"
+    [disputed] = thread(bot.slack, second.ts)
+    assert disputed["blocks"][0]["text"]["text"] == "Marked fixed, still found (1)"
+    assert "ada" in texts(disputed)
+    from handlers.digest import finding_line
+
+    digest = second.digest
+    assert "marked fixed by <@U0ALICE> on 2026-11-29, but the scan after that still found it" in finding_line(
+        digest.accounts[0].active[0], digest
+    )
+
+
 def test_scheduled_slot_is_posted_once_across_a_restart(make_bot, tmp_path, clock):
     first = make_bot(db=tmp_path / "shared.db")
     store_scan(first, [finding("USER_CONSOLE_NO_MFA", "ada")])
@@ -509,3 +538,37 @@ def test_cli_digest_dry_run_prints_text_and_json_without_posting(tmp_path, slack
     assert post.returncode == 0, post.stderr
     assert "Posted the digest to C0SECURITY" in post.stdout
     assert len(headlines(slack)) == 1 and len(slack.files()) == 1
+
+
+def test_iamwarden_run_schedules_scan_digest_and_catch_up_from_config(bot):
+    from bot.jobs import JOBS
+
+    config = Config.model_validate(
+        {
+            **DEFAULT_CONFIG,
+            "schedule": {
+                "scan_cron": "0 6 * * 1-5",
+                "digest_cron": "15 6 * * 1-5",
+                "timezone": "Europe/Paris",
+            },
+        }
+    )
+    bot.services.settings.config = config
+    jobs = {spec.name: spec for spec in JOBS}
+    assert jobs["scan"].cron(bot.services) == "0 6 * * 1-5"
+    assert jobs["digest"].cron(bot.services) == "15 6 * * 1-5"
+    assert jobs["schedule_catch_up"].every_seconds(bot.services) == 60.0
+    # Monday 2026-11-30 07:00 Paris is 06:00 UTC: the 06:15 Paris slot (05:15 UTC) is the one due.
+    from datetime import UTC, datetime
+
+    slot = due_slot(
+        "15 6 * * 1-5", "Europe/Paris", datetime(2026, 11, 30, 6, 0, tzinfo=UTC), timedelta(hours=6)
+    )
+    assert slot.astimezone(UTC) == datetime(2026, 11, 30, 5, 15, tzinfo=UTC)
+    # Sunday has no slot at all.
+    assert (
+        due_slot(
+            "15 6 * * 1-5", "Europe/Paris", datetime(2026, 11, 29, 12, 0, tzinfo=UTC), timedelta(hours=6)
+        )
+        is None
+    )
