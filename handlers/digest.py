@@ -553,20 +553,41 @@ def post_digest(
         slot=slot,
         **digest.summary(),
     )
+    # Once the headline is out, a failing reply must not stop the others (nor repost the headline).
     replies = 0
+    failed: list[str] = []
     for reply in thread_messages(digest):
         checked = reply.checked()
-        client.chat_postMessage(channel=channel_id, thread_ts=ts, text=checked.text, blocks=checked.blocks)
-        replies += 1
-    upload = client.files_upload_v2(
-        channel=channel_id,
-        thread_ts=ts,
-        content=digest.csv(),
-        filename=csv_filename(digest),
-        title=f"All findings, {digest.at.date().isoformat()}",
-        initial_comment="The complete list: every finding in every account, with its state.",
-    )
-    file_id = (upload.get("file") or {}).get("id") if upload else None
+        try:
+            client.chat_postMessage(
+                channel=channel_id, thread_ts=ts, text=checked.text, blocks=checked.blocks
+            )
+            replies += 1
+        except SlackApiError as exc:
+            log.warning("digest reply %r failed: %s", checked.text[:60], exc.response.get("error"))
+            failed.append(checked.text.split(":")[0])
+    file_id = None
+    try:
+        upload = client.files_upload_v2(
+            channel=channel_id,
+            thread_ts=ts,
+            content=digest.csv(),
+            filename=csv_filename(digest),
+            title=f"All findings, {digest.at.date().isoformat()}",
+            initial_comment="The complete list: every finding in every account, with its state.",
+        )
+        file_id = (upload.get("file") or {}).get("id")
+    except SlackApiError as exc:
+        log.warning("digest CSV upload failed: %s", exc.response.get("error"))
+        failed.append("the CSV file")
+    if failed:
+        note = f"Slack refused part of this digest ({', '.join(failed)}); the error is logged."
+        try:
+            client.chat_postMessage(
+                channel=channel_id, thread_ts=ts, text=note, blocks=[section(escape(note))]
+            )
+        except SlackApiError:
+            log.warning("could not even say that the digest is incomplete")
     posted = PostedDigest(channel_id, ts, digest, replies, file_id)
     if services.config.nudges.enabled:
         posted.nudges = send_nudges(services, client, digest)

@@ -572,3 +572,55 @@ def test_iamwarden_run_schedules_scan_digest_and_catch_up_from_config(bot):
         )
         is None
     )
+
+
+def test_failed_scans_and_several_accounts_are_reported_per_account(bot, clock):
+    store_scan(bot, [finding("USER_CONSOLE_NO_MFA", "ada")], at=clock.now() - timedelta(hours=1))
+    save_snapshot(
+        bot.store,
+        account_id=ACCOUNT_ID,
+        account_name="prod",
+        scanned_at=clock.now(),
+        api_calls=1,
+        inventory=None,
+        findings=[],
+        status="failed",
+        error="AWS denied sts:AssumeRole <b>",
+    )
+    other = "210987654321"
+    save_snapshot(
+        bot.store,
+        account_id=other,
+        account_name="staging",
+        scanned_at=clock.now(),
+        api_calls=1,
+        inventory=None,
+        findings=[finding("ROOT_MFA_DISABLED", "root", Severity.CRITICAL, account_id=other)],
+    )
+    posted = post_digest(bot.services, build_client(bot.services))
+    text = texts(headlines(bot.slack)[0])
+    assert "prod (123456789012)" in text and "staging (210987654321)" in text
+    assert "the latest scan failed (AWS denied sts:AssumeRole &lt;b&gt;); showing the previous one" in text
+    # With several accounts each item says which account it is in.
+    new = thread(bot.slack, posted.ts)[0]
+    assert "in `210987654321`" in texts(new)
+
+
+def test_a_refused_reply_does_not_stop_the_rest_of_the_digest(bot, two_scans):
+    client = build_client(bot.services)
+    bot.slack.fail_next("files.getUploadURLExternal", error="not_allowed_token_type")
+    posted = post_digest(bot.services, client)
+    replies = thread(bot.slack, posted.ts)
+    assert len(replies) == 4  # the three categories and a note about the missing CSV
+    assert "Slack refused part of this digest (the CSV file)" in replies[-1]["text"]
+    assert bot.slack.files() == []
+
+
+def test_the_scheduled_scan_runs_once_per_slot(make_bot, tmp_path):
+    from handlers.digest import run_scan_job
+
+    bots = [make_bot(db=tmp_path / "shared.db") for _ in range(2)]
+    results = [run_scan_job(b.services, build_client(b.services)) for b in (*bots, *bots)]
+    assert results == [True, False, False, False]
+    assert bots[0].store.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 1
+    assert [r["status"] for r in slot_rows(bots[0].store, kind="scan")] == ["posted"]
