@@ -1,3 +1,4 @@
 """Imports the feature modules that declare scheduled jobs, so ``bot.jobs`` sees them all."""
 
+import bot.answers  # noqa: F401,E402  (queries: directory-refresh job)
 import handlers.access  # noqa: F401,E402  (just-in-time access: access-sweep job)

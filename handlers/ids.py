@@ -13,6 +13,8 @@ class ActionId(StrEnum):
     # (tests/test_foundation.py::test_every_action_id_has_a_listener).
     HOME_REFRESH = "home_refresh"
     # -- queries / App Home (handlers/queries.py) --
+    QUERIES_SHOW_RISKS = "queries_show_risks"
+    QUERIES_SHOW_KEYS = "queries_show_keys"
     # -- digest, nudges, offboarding (handlers/digest.py) --
     DIGEST_SNOOZE = "digest_snooze"
     DIGEST_NOTIFY_OWNER = "digest_notify_owner"
