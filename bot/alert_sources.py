@@ -99,10 +99,21 @@ def consume_queue(
         if not fresh:
             break
         done: list[dict[str, str]] = []
+        readable: list[tuple[dict[str, Any], CloudTrailEvent]] = []
         for message in fresh:
             seen.add(message["MessageId"])
             report.received += 1
-            if _handle_message(services, message, report):
+            try:
+                event = _parse_message(message, report)
+            except EventParseError:
+                continue  # poison: left for the dead-letter queue
+            if event is None:
+                done.append({"Id": str(len(done)), "ReceiptHandle": message["ReceiptHandle"]})
+            else:
+                readable.append((message, event))
+        # Oldest first within a batch, so windowed rules see bursts in order.
+        for message, event in sorted(readable, key=lambda pair: pair[1].event_time):
+            if _record_message(services, message, event, report):
                 done.append({"Id": str(len(done)), "ReceiptHandle": message["ReceiptHandle"]})
         if done:
             report.deleted += _delete(sqs, queue_url, done)
@@ -119,24 +130,29 @@ def consume_queue(
     return report
 
 
-def _handle_message(services: Services, message: dict[str, Any], report: PollReport) -> bool:
-    """True when the message may be deleted (its event is recorded, was already, or is irrelevant)."""
-    receives = (message.get("Attributes") or {}).get("ApproximateReceiveCount", "?")
+def _parse_message(message: dict[str, Any], report: PollReport) -> CloudTrailEvent | None:
+    """The message's event; None when it is irrelevant (delete it). Raises EventParseError for a
+    poison message, after logging it."""
     try:
         event = parse_eventbridge(message.get("Body") or "")
     except EventParseError as exc:
         report.poison += 1
-        # Left on the queue: its redrive policy sends it to the dead-letter queue.
         log.warning(
             "alerts queue: poison message %s (receive %s) left for the dead-letter queue: %s",
             message.get("MessageId"),
-            receives,
+            (message.get("Attributes") or {}).get("ApproximateReceiveCount", "?"),
             exc,
         )
-        return False
+        raise
     if event is None:
         report.ignored += 1
-        return True
+    return event
+
+
+def _record_message(
+    services: Services, message: dict[str, Any], event: CloudTrailEvent, report: PollReport
+) -> bool:
+    """True when the message may be deleted: its event is recorded now, or was already."""
     try:
         _record(services, event, "sqs", report)
     except Exception:
@@ -145,7 +161,7 @@ def _handle_message(services: Services, message: dict[str, Any], report: PollRep
             "alerts queue: could not record event %s from message %s (receive %s); it will be retried",
             event.event_id,
             message.get("MessageId"),
-            receives,
+            (message.get("Attributes") or {}).get("ApproximateReceiveCount", "?"),
         )
         return False
     return True
@@ -218,9 +234,12 @@ def poll_lookup_events(services: Services, *, limiter: RateLimiter | None = None
         else now - cfg.lookup_initial_lookback
     )
     client = services.aws.client("cloudtrail")
+    # History pages come newest first; windowed rules need the events in time order, so collect
+    # every page, then ingest oldest first.
+    collected: dict[str, CloudTrailEvent] = {}
     for query in LOOKUP_QUERIES:
         token: str | None = None
-        while True:
+        while report.error is None:
             params: dict[str, Any] = {
                 "LookupAttributes": [query],
                 "StartTime": start,
@@ -237,7 +256,7 @@ def poll_lookup_events(services: Services, *, limiter: RateLimiter | None = None
                 # Unavailable is "unknown", never a crash; the checkpoint stays so nothing is skipped.
                 report.error = describe_aws_error(exc, "cloudtrail:LookupEvents")
                 log.warning("LookupEvents: %s", report.error)
-                return report
+                break
             for record in page.get("Events") or []:
                 report.received += 1
                 try:
@@ -246,14 +265,20 @@ def poll_lookup_events(services: Services, *, limiter: RateLimiter | None = None
                     report.poison += 1
                     log.warning("LookupEvents: skipped unreadable event %s: %s", record.get("EventId"), exc)
                     continue
-                try:
-                    _record(services, event, "lookup", report)
-                except Exception:
-                    report.failed += 1
-                    log.exception("LookupEvents: could not record event %s", event.event_id)
-                    return report  # checkpoint not moved: the next poll reads it again
+                if event.event_id in collected:
+                    report.duplicates += 1
+                collected[event.event_id] = event
             token = page.get("NextToken")
             if not token:
                 break
+    for event in sorted(collected.values(), key=lambda e: e.event_time):
+        try:
+            _record(services, event, "lookup", report)
+        except Exception:
+            report.failed += 1
+            report.error = report.error or f"could not record event {event.event_id}"
+            log.exception("LookupEvents: could not record event %s", event.event_id)
+    if report.error is not None:
+        return report  # checkpoint not moved: the next poll reads the same range again
     services.store.set_kv(LOOKUP_CHECKPOINT_KEY, iso(now), at=now)
     return report

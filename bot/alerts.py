@@ -642,21 +642,24 @@ class _Evaluator:
     def _window_count(
         self, rule: Rule, account: str, at: datetime, *, distinct: bool, subject: str = ""
     ) -> int:
-        since = iso(at - (rule.window or timedelta(0)))
-        until = iso(at)
-        if distinct:
-            sql = (
-                "SELECT COUNT(DISTINCT subject) FROM alert_signals "
-                "WHERE rule_id = ? AND account_id = ? AND at > ? AND at <= ?"
-            )
-            params: list[Any] = [rule.id, account, since, until]
-        else:
-            sql = (
-                "SELECT COUNT(*) FROM alert_signals "
-                "WHERE rule_id = ? AND account_id = ? AND subject = ? AND at > ? AND at <= ?"
-            )
-            params = [rule.id, account, subject, since, until]
-        return int(self.db.execute(sql, params).fetchone()[0])
+        """The largest count (or number of distinct subjects) in any window of ``rule.window`` that
+        contains ``at``. Looking past ``at`` too means a late, out-of-order event still completes
+        a burst whose later events arrived first."""
+        window = rule.window or timedelta(0)
+        sql = (
+            "SELECT at, subject FROM alert_signals WHERE rule_id = ? AND account_id = ? AND at > ? AND at < ?"
+        )
+        params: list[Any] = [rule.id, account, iso(at - window), iso(at + window)]
+        if not distinct:
+            sql += " AND subject = ?"
+            params.append(subject)
+        rows = [(datetime.fromisoformat(r[0]), r[1]) for r in self.db.execute(sql + " ORDER BY at", params)]
+        best = 0
+        # Windows (end - window, end] for every end at or after `at` that still contains `at`.
+        for end in [at] + [t for t, _ in rows if t > at]:
+            inside = [subj for t, subj in rows if end - window < t <= end]
+            best = max(best, len(set(inside)) if distinct else len(inside))
+        return best
 
     def console_failures(self, e: CloudTrailEvent) -> list[Candidate]:
         if e.console_login_result != "Failure" or e.user_identity.type == "Root":
