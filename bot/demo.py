@@ -221,6 +221,7 @@ TOUR: list[Callable[[DemoSession], None]] = [
     lambda s: __import__("handlers.digest", fromlist=["demo_tour"]).demo_tour(s),
     # -- just-in-time access --
     # -- alerts --
+    lambda s: __import__("handlers.alerts", fromlist=["demo_tour"]).demo_tour(s),
 ]
 
 CHAT_HELP = """Type /iam … to talk to the bot as the current person; a number clicks a button.

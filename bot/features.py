@@ -2,3 +2,4 @@
 
 import bot.answers  # noqa: F401,E402  (queries: directory-refresh job)
 import handlers.access  # noqa: F401,E402  (just-in-time access: access-sweep job)
+import handlers.alerts  # noqa: F401,E402  (alerts: alerts-poll and alerts-actor-timeouts jobs)
