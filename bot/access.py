@@ -1361,3 +1361,31 @@ def due_review_reminders(services: Services) -> list[AccessRequest]:
 def truncate_reason(reason: str, limit: int = 200) -> str:
     reason = " ".join((reason or "").split())
     return reason if len(reason) <= limit else reason[: limit - 1] + "…"
+
+
+STUCK_AFTER = timedelta(minutes=2)
+
+
+def claim_stuck_approvals(services: Services) -> list[AccessRequest]:
+    """Approved requests with no grant after ``STUCK_AFTER`` (a crash between approval and
+    AssumeRole). Each is claimed by moving its ``decided_at`` conditionally, so one sweeper
+    finishes it; the caller then grants as the original approver would have."""
+    now = services.clock.now()
+    cutoff = iso(now - STUCK_AFTER)
+    rows = services.store.execute(
+        "SELECT id, decided_at FROM access_requests r WHERE state = 'approved' AND decided_at <= ? "
+        "AND NOT EXISTS (SELECT 1 FROM access_grants g WHERE g.request_id = r.id)",
+        [cutoff],
+    ).fetchall()
+    claimed: list[AccessRequest] = []
+    for request_id, decided_at in rows:
+        won = services.store.execute(
+            "UPDATE access_requests SET decided_at = ? WHERE id = ? AND state = 'approved' AND decided_at = ?",
+            [iso(now), request_id, decided_at],
+        ).rowcount
+        if won == 1:
+            request = get_request(services, request_id)
+            assert request is not None
+            log.info("finishing approval %s that stopped before its grant", request_id)
+            claimed.append(request)
+    return claimed

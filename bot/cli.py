@@ -156,4 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m bot.cli``: run through the imported module, so the @command registrations of the
+    # CLI_MODULES land in the same registry that builds the parser (not in __main__'s copy).
+    from bot.cli import main as _main
+
+    sys.exit(_main())

@@ -208,6 +208,35 @@ class DemoSession:
             self.say(f"  [{b.number}] {b.text}")
 
 
+def _jit_access_tour(s: DemoSession) -> None:
+    """Ada asks for prod-admin, Bob approves, Sam (security) revokes: the whole lifecycle."""
+    from bot.federation import FederationStandIn
+
+    # The console link comes from a loopback stand-in for the AWS federation endpoint.
+    stand_in = FederationStandIn().start()
+    s.services.config.access.federation_url = stand_in.url
+    try:
+        s.say("\nJust-in-time access: Ada needs prod-admin for an hour; Bob approves; Sam revokes early.")
+        s.command("/iam request prod-admin 1h rotate the payments DB password (OPS-42)", user="U0ADA")
+        s.click_label("Approve", user="U0BOB")
+        s.command("/iam grants", user="U0ADA")
+        s.click_label("Revoke", user="U0SAM")
+        from bot.access import REVOCATION_POLICY_NAME
+
+        policy = s.services.aws.client("iam").get_role_policy(
+            RoleName="prod-admin", PolicyName=REVOCATION_POLICY_NAME
+        )["PolicyDocument"]
+        for statement in policy["Statement"]:
+            condition = statement["Condition"]
+            s.say(
+                f"  (AWS: prod-admin now denies sessions with SourceIdentity "
+                f"{condition['StringEquals']['aws:SourceIdentity']} issued before "
+                f"{condition['DateLessThan']['aws:TokenIssueTime']})"
+            )
+    finally:
+        stand_in.stop()
+
+
 # The scripted tour: features append steps. Each step acts on a running DemoSession.
 TOUR: list[Callable[[DemoSession], None]] = [
     lambda s: s.say(
@@ -220,6 +249,7 @@ TOUR: list[Callable[[DemoSession], None]] = [
     # -- digest --
     lambda s: __import__("handlers.digest", fromlist=["demo_tour"]).demo_tour(s),
     # -- just-in-time access --
+    lambda s: _jit_access_tour(s),
     # -- alerts --
     lambda s: __import__("handlers.alerts", fromlist=["demo_tour"]).demo_tour(s),
 ]

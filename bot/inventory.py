@@ -205,6 +205,8 @@ class _Collector:
 
 def _default_version_only(policy: Mapping[str, Any]) -> dict[str, Any]:
     entry = dict(policy)
+    # Real GAAD entries carry PolicyName; moto's do not. The name is the ARN's last segment.
+    entry.setdefault("PolicyName", str(policy.get("Arn", "")).rsplit("/", 1)[-1])
     entry["PolicyVersionList"] = [
         v for v in policy.get("PolicyVersionList") or [] if v.get("IsDefaultVersion")
     ]
@@ -255,6 +257,19 @@ def collect(
     aws_policies = c.aws_managed_policies(_attached_aws_policies(details))
     step("account settings")
     iam = c.client("iam")
+    # GAAD's RoleDetail lacks MaxSessionDuration (the JIT grant needs it): ListRoles has it, up to
+    # 1,000 roles a page.
+    max_sessions = c.optional(
+        "role_max_session_duration",
+        lambda: {
+            r["Arn"]: r.get("MaxSessionDuration")
+            for r in c.paginate("iam", "list_roles", "Roles", PaginationConfig={"PageSize": 1000})
+        },
+        default={},
+    )
+    for role in details["RoleDetailList"]:
+        if role.get("Arn") in max_sessions:
+            role["MaxSessionDuration"] = max_sessions[role["Arn"]]
     summary = c.optional("account_summary", lambda: iam.get_account_summary()["SummaryMap"])
     password_policy = c.optional("password_policy", c.password_policy, default=None)
     virtual_mfa = c.optional(

@@ -79,6 +79,37 @@ def approvers_text(services: Services, request: AccessRequest) -> str:
     return ", ".join(shown) or "nobody is configured"
 
 
+def approver_availability(
+    client: WebClient, services: Services, role_name: str, requester: str
+) -> tuple[list[str], list[str]]:
+    """(who could approve now, configured approvers who have left Slack), the requester excluded.
+
+    A group we cannot resolve right now counts as available: the decision happens at the click.
+    """
+    role = services.config.role(role_name)
+    available: list[str] = []
+    departed: list[str] = []
+    for entry in role.approvers if role else []:
+        if entry[:1] in "UW":
+            if entry == requester:
+                continue
+            try:
+                user = client.users_info(user=entry)["user"]
+                gone = bool(user.get("deleted"))
+            except SlackApiError as exc:
+                gone = (exc.response.get("error") if exc.response else "") == "user_not_found"
+            (departed if gone else available).append(entry)
+        else:
+            try:
+                members = usergroup_members(client, services, entry, strict=True) - {requester}
+            except DirectoryError:
+                available.append(entry)
+                continue
+            if members:
+                available.append(entry)
+    return available, departed
+
+
 def tell(client: WebClient, user: str, channel: str | None, text: str) -> None:
     """A short private answer to whoever clicked (ephemeral where they are, else a DM)."""
     try:
@@ -212,11 +243,11 @@ def credentials_message(
         header(f"Credentials for {request.role}"),
         section(
             f"Role {code(creds.role_arn)} in account {code(creds.account_id)}. "
-            f"These work until {when(ends)}; the approved window ends {when(creds.window_end)}."
             + (
-                " Click *Get credentials again* for a fresh session inside the window."
-                if creds.expiration < creds.window_end
-                else ""
+                f"These work until {when(ends)}, the end of the approved window."
+                if creds.expiration >= creds.window_end
+                else f"These work until {when(ends)}; the approved window ends {when(creds.window_end)}: "
+                "click *Get credentials again* then for a fresh session."
             )
         ),
         section("*Shell*\n```" + creds.export_lines() + "```"),
@@ -533,6 +564,7 @@ def request_command(cmd: SlashCommand, io: CommandIO) -> Message | None:
         client.views_open(trigger_id=cmd.trigger_id, view=request_modal(services, roles, cmd.channel_id))
         return None
     role, duration, reason, ticket = _parse_shorthand(cmd.rest)
+    departed = _check_someone_can_approve(client, services, role, cmd.user_id)
     try:
         request = access.create_request(
             services,
@@ -547,16 +579,36 @@ def request_command(cmd: SlashCommand, io: CommandIO) -> Message | None:
     except (AccessError, DirectoryError) as exc:
         raise _user_error(exc) from None
     post_request(services, client, request)
-    return _requested_message(services, request)
+    return _requested_message(services, request, departed)
 
 
-def _requested_message(services: Services, request: AccessRequest) -> Message:
+def _check_someone_can_approve(
+    client: WebClient, services: Services, role_name: str, requester: str
+) -> list[str]:
+    """Refuse up front when nobody could approve (everyone configured left Slack); returns who left."""
+    if services.config.role(role_name) is None:
+        return []
+    available, departed = approver_availability(client, services, role_name, requester)
+    if not available:
+        gone = f" ({', '.join(mention(d) for d in departed)} left Slack)" if departed else ""
+        raise UserError(
+            f"Nobody can approve {code(role_name)} for you right now{gone}. "
+            "Ask the security team to update the role's approvers."
+        )
+    return departed
+
+
+def _requested_message(
+    services: Services, request: AccessRequest, departed: list[str] | None = None
+) -> Message:
     channel = services.config.slack.approvals_channel or ""
     text = (
         f"Request {code(request.id)} for {code(request.role)} ({access.format_duration(request.duration)}) "
         f"is waiting for approval in <#{channel}>. Approvers: {approvers_text(services, request)}. "
         f"It expires {when(request.pending_until)} if nobody decides."
     )
+    if departed:
+        text += f" Note: {', '.join(mention(d) for d in departed)} left Slack and cannot approve."
     return Message(
         text=f"Request {request.id} for {request.role} is waiting for approval.", blocks=[section(text)]
     )
@@ -713,9 +765,16 @@ def run_review_reminders(services: Services, client: WebClient) -> None:
         )
 
 
+def run_stuck_approvals(services: Services, client: WebClient) -> None:
+    """Finish approvals whose grant never happened (the process stopped between the two)."""
+    for request in access.claim_stuck_approvals(services):
+        finish_approval(services, client, request)
+
+
 @job("access-sweep", every_seconds=lambda services: 60)
 def run_access_sweep(services: Services, client: WebClient) -> None:
-    """Pending expiry, window end and break-glass review reminders; catches up after downtime."""
+    """Stuck approvals, pending expiry, window end, break-glass review reminders; catches up after downtime."""
+    run_stuck_approvals(services, client)
     run_pending_expiry(services, client)
     run_window_end(services, client)
     run_review_reminders(services, client)
@@ -970,6 +1029,14 @@ def register(app: App, services: Services) -> None:
         except ValueError:
             origin = None
         errors = _validate_form(services, role_name, duration, reason, ticket)
+        departed: list[str] = []
+        if not errors:
+            try:
+                departed = _check_someone_can_approve(client, services, role_name, user)
+            except UserError:
+                errors[BlockId.ACCESS_ROLE.value] = (
+                    "Nobody can approve this role right now; ask the security team."
+                )
         if errors:
             ack(response_action="errors", errors=errors)
             return
@@ -993,7 +1060,7 @@ def register(app: App, services: Services) -> None:
         except UserError as exc:
             tell(client, user, origin, str(exc))
             return
-        confirmation = _requested_message(services, request)
+        confirmation = _requested_message(services, request, departed)
         try:
             client.chat_postEphemeral(channel=origin or user, user=user, **confirmation.as_kwargs())
         except SlackApiError:

@@ -22,6 +22,7 @@ from bot import access
 from bot.app import build_client
 from bot.federation import FederationStandIn
 from handlers import access as access_handlers
+from handlers.directory import clear_cache
 from handlers.ids import ActionId, BlockId, CallbackId
 from tests.conftest import ACCOUNT_ID, DEFAULT_CONFIG
 
@@ -389,6 +390,7 @@ def test_slack_error_resolving_the_approver_group_is_a_clear_answer(jit):
     bot, sts = jit()
     bot.command("U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
+    clear_cache()  # the request itself looked the group up; make the click ask Slack again
     bot.slack.fail_next("usergroups.list", error="missing_scope")
     click(bot, "U0LEAD2", ActionId.ACCESS_APPROVE, request.id)
     [answer] = bot.slack.wait_for("chat.postEphemeral", lambda c: c.args["user"] == "U0LEAD2")
@@ -783,3 +785,54 @@ def test_secrets_never_reach_sqlite_logs_or_durable_messages(jit, clock, caplog,
         assert secret not in durable
     # The key ids are there (that is what we keep), so the check above looked in the right places.
     assert credentials_from(first)["AccessKeyId"].encode() in blobs
+
+
+def test_credentials_by_dm_when_configured(jit):
+    bot, _ = jit(access={"deliver_credentials": "dm"})
+    bot.command("U0ALICE", "request prod-admin 1h fix")
+    request = the_request(bot)
+    click(bot, "U0LEAD1", ActionId.ACCESS_APPROVE, request.id)
+    [call] = bot.slack.wait_for(
+        "chat.postMessage",
+        lambda c: c.args["channel"] == "U0ALICE" and c.args["text"].startswith("Credentials"),
+    )
+    assert caller_identity(credentials_from(call.args))["Account"] == ACCOUNT_ID
+    assert credential_ephemerals(bot) == []
+    # Nothing secret went to the approvals channel.
+    assert "SecretAccessKey" not in json.dumps(request_messages(bot))
+
+
+def test_approvers_who_left_slack_get_a_clear_answer(jit):
+    bot, _ = jit(role={"approvers": ["U0LEAD1"]})
+    bot.slack.deactivate_user("U0LEAD1")
+    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    assert "Nobody can approve `prod-admin`" in body["text"] and "left Slack" in body["text"]
+    assert bot.store.execute("SELECT count(*) FROM access_requests").fetchone()[0] == 0
+
+
+def test_a_departed_approver_is_named_but_the_others_can_still_approve(jit):
+    bot, _ = jit(role={"approvers": ["U0LEAD1", "U0SEC1"]})
+    bot.slack.deactivate_user("U0LEAD1")
+    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    assert "<@U0LEAD1> left Slack and cannot approve" in body["blocks"][0]["text"]["text"]
+    request = the_request(bot)
+    click(bot, "U0SEC1", ActionId.ACCESS_APPROVE, request.id)
+    wait_for_credentials(bot)
+
+
+def test_an_approval_interrupted_before_its_grant_is_finished_by_the_sweep(jit, clock):
+    bot, sts = jit()
+    bot.command("U0ALICE", "request prod-admin 1h fix")
+    request = the_request(bot)
+    # The process stopped right after the approval was recorded, before AssumeRole.
+    outcome, _ = access.approve(bot.services, request.id, "U0LEAD1")
+    assert outcome == access.Approval.APPROVED
+    run_job(bot, access_handlers.run_access_sweep)
+    assert sts.calls == []  # too early to call it stuck
+    clock.advance(minutes=3)
+    run_job(bot, access_handlers.run_access_sweep)
+    run_job(bot, access_handlers.run_access_sweep)
+    [ephemeral] = wait_for_credentials(bot)
+    assert len(sts.calls) == 1
+    assert access.get_request(bot.services, request.id).state == "granted"
+    assert caller_identity(credentials_from(ephemeral))["Account"] == ACCOUNT_ID

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.sandbox.aws import RootAccount
-from tests.aws_stubs import access_analyzer, analyzer_server  # noqa: F401 - fixtures
 from tests.scan_helpers import days_ago, failed, of, scan, unknown
 
+pytest_plugins = ["tests.aws_stubs"]  # the access_analyzer fixture (moto has no Access Analyzer)
 pytestmark = pytest.mark.usefixtures("access_analyzer")
 
 ROOT = "<root_account>"

@@ -123,9 +123,9 @@ def password_unused(ctx: CheckContext) -> Iterator[Hit]:
                     user["Arn"], user["UserName"], f"Password last used {idle:.0f} days ago (limit {limit})."
                 )
             continue
-        since = ctx.days_since(row.get("password_last_changed")) or ctx.days_since(
-            row.get("user_creation_time")
-        )
+        since = ctx.days_since(row.get("password_last_changed"))
+        if since is None:
+            since = ctx.days_since(row.get("user_creation_time"))
         if since is not None and since > limit:
             yield Hit(user["Arn"], user["UserName"], f"Password set {since:.0f} days ago and never used.")
 

@@ -1,0 +1,209 @@
+"""Least-privilege checks on moto: admin, custom `*:*`, escalation, wildcards, trust, unused roles, CloudShell."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from tests.scan_helpers import ACCOUNT_ID, allow, days_ago, doc, failed, of, scan, trust
+
+pytest_plugins = ["tests.aws_stubs"]  # the access_analyzer fixture (moto has no Access Analyzer)
+pytestmark = pytest.mark.usefixtures("access_analyzer")
+ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
+SELF_TRUST = trust({"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"})
+
+
+@pytest.fixture
+def iam(aws):
+    return boto3.client("iam")
+
+
+def test_admin_attached_to_user_group_and_role_but_not_repeated_on_group_members(iam, clock):
+    iam.create_user(UserName="direct")
+    iam.attach_user_policy(UserName="direct", PolicyArn=ADMIN)
+    iam.create_group(GroupName="admins")
+    iam.attach_group_policy(GroupName="admins", PolicyArn=ADMIN)
+    iam.create_user(UserName="member")
+    iam.add_user_to_group(GroupName="admins", UserName="member")
+    iam.create_role(RoleName="break-glass", AssumeRolePolicyDocument=SELF_TRUST)
+    iam.put_role_policy(RoleName="break-glass", PolicyName="all", PolicyDocument=doc(allow("*")))
+    iam.create_user(UserName="reader")
+    iam.attach_user_policy(UserName="reader", PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    findings = of(scan(clock), "ADMIN_POLICY_ATTACHED")
+    assert {f.principal_name for f in findings} == {"direct", "admins", "break-glass"}
+    role = next(f for f in findings if f.principal_name == "break-glass")
+    assert "inline policy all" in role.detail
+    group = next(f for f in findings if f.principal_name == "admins")
+    assert "aws iam detach-group-policy --group-name admins" in group.remediation
+
+
+def test_full_admin_custom_policy(iam, clock):
+    iam.create_policy(PolicyName="god-mode", PolicyDocument=doc(allow("*")))
+    iam.create_policy(PolicyName="s3-admin", PolicyDocument=doc(allow("s3:*")))
+    iam.create_policy(
+        PolicyName="admin-but-no-iam",
+        PolicyDocument=doc(allow("*"), {"Effect": "Deny", "Action": "iam:*", "Resource": "*"}),
+    )
+    findings = of(scan(clock), "FULL_ADMIN_CUSTOM_POLICY")
+    assert [(f.principal_name, f.principal_arn) for f in findings] == [
+        ("god-mode", f"arn:aws:iam::{ACCOUNT_ID}:policy/god-mode")
+    ]
+
+
+def test_privilege_escalation_names_method_and_statement(iam, clock):
+    iam.create_user(UserName="dev")
+    iam.put_user_policy(
+        UserName="dev",
+        PolicyName="policy-admin",
+        PolicyDocument=doc(allow("iam:CreatePolicyVersion", Sid="Versions")),
+    )
+    findings = of(scan(clock), "PRIVILEGE_ESCALATION")
+    assert [(f.principal_name, f.detail_key) for f in findings] == [("dev", "create-policy-version")]
+    assert "inline policy policy-admin, statement Sid Versions" in findings[0].detail
+    assert findings[0].extra["statements"] == ["inline policy policy-admin, statement Sid Versions"]
+
+
+def test_escalation_through_a_group_policy_is_found_on_the_member(iam, clock):
+    iam.create_group(GroupName="deployers")
+    iam.put_group_policy(
+        GroupName="deployers",
+        PolicyName="deploy",
+        PolicyDocument=doc(allow(["iam:PassRole", "ec2:RunInstances"])),
+    )
+    iam.create_user(UserName="ci")
+    iam.add_user_to_group(GroupName="deployers", UserName="ci")
+    findings = of(scan(clock), "PRIVILEGE_ESCALATION")
+    assert ("ci", "passrole-ec2") in {(f.principal_name, f.detail_key) for f in findings}
+    assert "inline policy deploy of group deployers" in next(
+        f.detail for f in findings if f.detail_key == "passrole-ec2"
+    )
+
+
+def test_unexploitable_grants_are_not_escalation(iam, clock):
+    iam.create_user(UserName="careful")
+    iam.put_user_policy(
+        UserName="careful",
+        PolicyName="scoped",
+        PolicyDocument=doc(
+            # iam actions on an S3 ARN apply to nothing; own keys only is self-service, not escalation
+            allow(["iam:AttachUserPolicy", "iam:PutUserPolicy"], "arn:aws:s3:::unrelated-bucket/*"),
+            allow(["iam:CreateAccessKey"], "arn:aws:iam::*:user/${aws:username}"),
+            {"Effect": "Allow", "Action": "iam:CreatePolicyVersion", "Resource": "*"},
+            {"Effect": "Deny", "Action": "iam:CreatePolicyVersion", "Resource": "*"},
+        ),
+    )
+    assert failed(scan(clock), "PRIVILEGE_ESCALATION") == set()
+
+
+def test_admins_are_not_also_reported_as_escalation(iam, clock):
+    iam.create_user(UserName="root-ish")
+    iam.attach_user_policy(UserName="root-ish", PolicyArn=ADMIN)
+    assert failed(scan(clock), "PRIVILEGE_ESCALATION") == set()
+
+
+def test_passrole_or_assumerole_on_any_role(iam, clock):
+    iam.create_role(RoleName="launcher", AssumeRolePolicyDocument=SELF_TRUST)
+    iam.put_role_policy(RoleName="launcher", PolicyName="pass", PolicyDocument=doc(allow("iam:PassRole")))
+    iam.create_user(UserName="hopper")
+    iam.put_user_policy(
+        UserName="hopper",
+        PolicyName="hop",
+        PolicyDocument=doc(allow("sts:AssumeRole", "arn:aws:iam::*:role/*")),
+    )
+    iam.create_user(UserName="scoped")
+    iam.put_user_policy(
+        UserName="scoped",
+        PolicyName="one-role",
+        PolicyDocument=doc(
+            allow(["iam:PassRole", "sts:AssumeRole"], f"arn:aws:iam::{ACCOUNT_ID}:role/app-runtime")
+        ),
+    )
+    findings = of(scan(clock), "PASSROLE_OR_ASSUMEROLE_WILDCARD")
+    assert {(f.principal_name, f.detail_key) for f in findings} == {
+        ("launcher", "iam:PassRole"),
+        ("hopper", "sts:AssumeRole"),
+    }
+
+
+def test_service_wildcard(iam, clock):
+    iam.create_role(RoleName="etl", AssumeRolePolicyDocument=SELF_TRUST)
+    iam.put_role_policy(RoleName="etl", PolicyName="s3-all", PolicyDocument=doc(allow(["s3:*", "glue:Get*"])))
+    iam.create_role(RoleName="bucket-admin", AssumeRolePolicyDocument=SELF_TRUST)
+    iam.put_role_policy(
+        RoleName="bucket-admin",
+        PolicyName="one-bucket",
+        PolicyDocument=doc(allow("s3:*", "arn:aws:s3:::data/*")),
+    )
+    iam.create_role(RoleName="support", AssumeRolePolicyDocument=SELF_TRUST)
+    iam.attach_role_policy(RoleName="support", PolicyArn="arn:aws:iam::aws:policy/AWSSupportAccess")
+    findings = of(scan(clock), "SERVICE_WILDCARD")
+    assert [(f.principal_name, f.extra["services"]) for f in findings] == [("etl", ["s3"])]
+
+
+def test_user_direct_policies(iam, clock):
+    iam.create_user(UserName="direct")
+    iam.attach_user_policy(UserName="direct", PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    iam.create_user(UserName="grouped")
+    iam.create_group(GroupName="readers")
+    iam.attach_group_policy(GroupName="readers", PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    iam.add_user_to_group(GroupName="readers", UserName="grouped")
+    assert failed(scan(clock), "USER_DIRECT_POLICIES") == {("USER_DIRECT_POLICIES", "direct")}
+
+
+def test_role_trust_public(iam, clock):
+    iam.create_role(RoleName="open", AssumeRolePolicyDocument=trust({"AWS": "*"}))
+    iam.create_role(
+        RoleName="org-only",
+        AssumeRolePolicyDocument=trust(
+            {"AWS": "*"}, Condition={"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}}
+        ),
+    )
+    iam.create_role(RoleName="internal", AssumeRolePolicyDocument=SELF_TRUST)
+    findings = of(scan(clock), "ROLE_TRUST_PUBLIC")
+    assert [(f.principal_name, f.severity.value) for f in findings] == [("open", "critical")]
+
+
+def test_role_trust_external_without_condition(iam, clock):
+    iam.create_role(
+        RoleName="vendor", AssumeRolePolicyDocument=trust({"AWS": "arn:aws:iam::999988887777:root"})
+    )
+    iam.create_role(
+        RoleName="vendor-safe",
+        AssumeRolePolicyDocument=trust(
+            {"AWS": "999988887777"}, Condition={"StringEquals": {"sts:ExternalId": "s3cr3t"}}
+        ),
+    )
+    iam.create_role(
+        RoleName="partner-people",
+        AssumeRolePolicyDocument=trust(
+            {"AWS": "arn:aws:iam::111122223333:root"},
+            Condition={"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+        ),
+    )
+    iam.create_role(RoleName="internal", AssumeRolePolicyDocument=SELF_TRUST)
+    iam.create_role(RoleName="lambda", AssumeRolePolicyDocument=trust({"Service": "lambda.amazonaws.com"}))
+    findings = of(scan(clock), "ROLE_TRUST_EXTERNAL_NO_CONDITION")
+    assert [(f.principal_name, f.detail_key) for f in findings] == [("vendor", "999988887777")]
+
+
+def test_role_unused(iam, aws, clock):
+    for name in ("dusty", "busy", "never-used", "new"):
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=SELF_TRUST)
+    aws.set_role_last_used("dusty", days_ago(clock, 120))
+    aws.set_role_last_used("busy", days_ago(clock, 5))
+    aws.age_role("never-used", created=days_ago(clock, 200))
+    aws.age_role("new", created=days_ago(clock, 10))
+    aws.age_role("dusty", created=days_ago(clock, 300))
+    aws.age_role("busy", created=days_ago(clock, 300))
+    findings = of(scan(clock), "ROLE_UNUSED")
+    assert {f.principal_name: f.detail for f in findings} == {
+        "dusty": "Last used 120 days ago (limit 90).",
+        "never-used": "Never used in the 200 days since it was created.",
+    }
+
+
+def test_cloudshell_full_access(iam, clock):
+    iam.create_user(UserName="shell")
+    iam.attach_user_policy(UserName="shell", PolicyArn="arn:aws:iam::aws:policy/AWSCloudShellFullAccess")
+    iam.create_user(UserName="plain")
+    assert failed(scan(clock), "CLOUDSHELL_FULL_ACCESS") == {("CLOUDSHELL_FULL_ACCESS", "shell")}

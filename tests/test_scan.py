@@ -1,0 +1,383 @@
+"""The scan end to end: a realistic account's exact findings, many accounts, suppressions, owners,
+stored snapshots, and ``iamwarden scan`` / ``iamwarden checks`` as a CI job would run them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from bot.findings import latest_findings, latest_snapshots, snapshot_inventory
+from bot.sandbox.aws import RootAccount
+from bot.scan import run_checks, scan_accounts
+from bot.services import Services
+from bot.settings import Config, load_settings
+from tests.scan_helpers import ACCOUNT_ID, allow, days_ago, doc, failed, trust, unknown
+
+pytest_plugins = ["tests.aws_stubs"]  # the access_analyzer fixture (moto has no Access Analyzer)
+pytestmark = pytest.mark.usefixtures("access_analyzer")
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
+READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+SELF_TRUST = trust({"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"})
+PASSWORD = "Passw0rd!Passw0rd"
+
+
+def services_for(tmp_path: Path, clock, config: dict | None = None) -> Services:
+    settings = load_settings(db=tmp_path / "scan.db", config=Config.model_validate(config or {}))
+    return Services.from_settings(settings, clock=clock)
+
+
+def enable_mfa(iam, user: str) -> None:
+    serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=user)["VirtualMFADevice"]["SerialNumber"]
+    iam.enable_mfa_device(
+        UserName=user, SerialNumber=serial, AuthenticationCode1="123456", AuthenticationCode2="654321"
+    )
+
+
+def seed_mixed_account(aws, clock, access_analyzer) -> None:
+    """A company with a bit of everything; each line says which finding it should (not) cause."""
+    iam = boto3.client("iam")
+    aws.set_root(RootAccount(mfa_active=True, password_last_used=days_ago(clock, 200)))  # nothing
+    iam.update_account_password_policy(MinimumPasswordLength=14, PasswordReusePrevention=24)  # nothing
+    analyzer = access_analyzer.add_analyzer("org")
+    access_analyzer.add_finding(analyzer, f"arn:aws:iam::{ACCOUNT_ID}:role/vendor")  # EXTERNAL_ACCESS vendor
+
+    iam.create_group(GroupName="admins")
+    iam.attach_group_policy(GroupName="admins", PolicyArn=ADMIN)  # ADMIN_POLICY_ATTACHED admins
+    iam.create_group(GroupName="developers")
+    iam.attach_group_policy(GroupName="developers", PolicyArn=READ_ONLY)
+
+    for name in ("alice", "bob", "carol", "dave", "erin", "frank", "gina"):
+        iam.create_user(UserName=name, Tags=[{"Key": "email", "Value": f"{name}@example.com"}])
+    # alice: admin through a group, console with MFA, active: nothing on alice
+    iam.add_user_to_group(GroupName="admins", UserName="alice")
+    iam.create_login_profile(UserName="alice", Password=PASSWORD)
+    enable_mfa(iam, "alice")
+    aws.set_password_last_used("alice", days_ago(clock, 1))
+    # bob: developer on the console without MFA -> USER_CONSOLE_NO_MFA
+    iam.add_user_to_group(GroupName="developers", UserName="bob")
+    iam.create_login_profile(UserName="bob", Password=PASSWORD)
+    aws.set_password_last_used("bob", days_ago(clock, 2))
+    # carol: a key-only admin through her own inline policy -> ADMIN_NO_MFA, ADMIN_POLICY_ATTACHED,
+    # USER_DIRECT_POLICIES
+    iam.put_user_policy(UserName="carol", PolicyName="all", PolicyDocument=doc(allow("*")))
+    iam.create_access_key(UserName="carol")
+    aws.age_access_key("carol", created=days_ago(clock, 10), last_used=days_ago(clock, 1))
+    # dave: an old key nobody uses -> ACCESS_KEY_NOT_ROTATED, ACCESS_KEY_UNUSED
+    iam.add_user_to_group(GroupName="developers", UserName="dave")
+    iam.create_access_key(UserName="dave")
+    aws.age_access_key("dave", created=days_ago(clock, 200), last_used=days_ago(clock, 60))
+    # erin: two live keys -> MULTIPLE_ACTIVE_KEYS
+    iam.add_user_to_group(GroupName="developers", UserName="erin")
+    for index in (0, 1):
+        iam.create_access_key(UserName="erin")
+        aws.age_access_key("erin", created=days_ago(clock, 5), last_used=days_ago(clock, 1), index=index)
+    # frank: console with MFA, not used for 100 days -> PASSWORD_UNUSED
+    iam.add_user_to_group(GroupName="developers", UserName="frank")
+    iam.create_login_profile(UserName="frank", Password=PASSWORD)
+    enable_mfa(iam, "frank")
+    aws.set_password_last_used("frank", days_ago(clock, 100))
+    # gina: can rewrite policies -> PRIVILEGE_ESCALATION, USER_DIRECT_POLICIES
+    iam.put_user_policy(
+        UserName="gina", PolicyName="policy-editor", PolicyDocument=doc(allow("iam:CreatePolicyVersion"))
+    )
+
+    roles = {
+        "vendor": trust({"AWS": "arn:aws:iam::999988887777:root"}),  # ROLE_TRUST_EXTERNAL_NO_CONDITION
+        "public": trust({"AWS": "*"}),  # ROLE_TRUST_PUBLIC
+        "etl": SELF_TRUST,  # SERVICE_WILDCARD (s3:*)
+        "old-batch": SELF_TRUST,  # ROLE_UNUSED
+        "support": SELF_TRUST,  # the CIS support role: no SUPPORT_ROLE_MISSING
+    }
+    for name, trust_doc in roles.items():
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust_doc)
+        aws.set_role_last_used(name, days_ago(clock, 200 if name == "old-batch" else 3))
+    iam.attach_role_policy(RoleName="vendor", PolicyArn=READ_ONLY)
+    iam.put_role_policy(RoleName="etl", PolicyName="data", PolicyDocument=doc(allow("s3:*")))
+    iam.attach_role_policy(RoleName="support", PolicyArn="arn:aws:iam::aws:policy/AWSSupportAccess")
+    iam.create_policy(PolicyName="legacy-admin", PolicyDocument=doc(allow("*:*")))  # FULL_ADMIN_CUSTOM_POLICY
+
+
+MIXED_EXPECTED = {
+    ("ADMIN_POLICY_ATTACHED", "admins"),
+    ("ADMIN_POLICY_ATTACHED", "carol"),
+    ("ADMIN_NO_MFA", "carol"),
+    ("USER_DIRECT_POLICIES", "carol"),
+    ("USER_CONSOLE_NO_MFA", "bob"),
+    ("ACCESS_KEY_NOT_ROTATED", "dave"),
+    ("ACCESS_KEY_UNUSED", "dave"),
+    ("MULTIPLE_ACTIVE_KEYS", "erin"),
+    ("PASSWORD_UNUSED", "frank"),
+    ("PRIVILEGE_ESCALATION", "gina"),
+    ("USER_DIRECT_POLICIES", "gina"),
+    ("ROLE_TRUST_EXTERNAL_NO_CONDITION", "vendor"),
+    ("ROLE_TRUST_PUBLIC", "public"),
+    ("SERVICE_WILDCARD", "etl"),
+    ("ROLE_UNUSED", "old-batch"),
+    ("FULL_ADMIN_CUSTOM_POLICY", "legacy-admin"),
+    ("EXTERNAL_ACCESS", "vendor"),
+}
+
+
+def test_realistic_mixed_account_yields_exactly_the_expected_findings(aws, clock, access_analyzer, tmp_path):
+    seed_mixed_account(aws, clock, access_analyzer)
+    services = services_for(tmp_path, clock)
+    [result] = scan_accounts(services, sleep=lambda s: None)
+    assert result.error is None
+    assert failed(result.findings) == MIXED_EXPECTED
+    # Only the ownership checks could not evaluate: this scan has no Slack directory.
+    assert {f.check_id for f in unknown(result.findings)} == {"OFFBOARDED_USER_ACTIVE", "UNOWNED_USER"}
+    # Stored: the snapshot with its inventory, and the findings, so answers never call AWS.
+    [snapshot] = latest_snapshots(services.store)
+    assert snapshot["id"] == result.snapshot_id and snapshot["api_calls"] == result.api_calls
+    assert snapshot["scanned_at"] == "2026-11-29T12:00:00+00:00"
+    assert {u["UserName"] for u in snapshot_inventory(services.store, result.snapshot_id)["users"]} >= {
+        "alice",
+        "gina",
+    }
+    assert {
+        (f.check_id, f.principal_name) for f in latest_findings(services.store) if f.status.value == "fail"
+    } == MIXED_EXPECTED
+
+
+def test_fingerprints_are_stable_across_scans(aws, clock, access_analyzer, tmp_path):
+    seed_mixed_account(aws, clock, access_analyzer)
+    services = services_for(tmp_path, clock)
+    first = {f.fingerprint for f in scan_accounts(services, sleep=lambda s: None)[0].findings}
+    clock.advance(days=1)
+    second = {f.fingerprint for f in scan_accounts(services, sleep=lambda s: None)[0].findings}
+    assert first == second and len(first) == len(MIXED_EXPECTED) + 2
+
+
+def test_suppressions_are_listed_as_suppressed_not_hidden_and_expire(aws, clock, tmp_path):
+    iam = boto3.client("iam")
+    iam.create_user(UserName="legacy")
+    iam.put_user_policy(UserName="legacy", PolicyName="p", PolicyDocument=doc(allow("s3:GetObject")))
+    iam.create_role(RoleName="open", AssumeRolePolicyDocument=trust({"AWS": "*"}))
+    from bot.aws import AwsFactory
+    from bot.inventory import collect
+
+    inventory = collect(AwsFactory(), account_id=ACCOUNT_ID, clock=clock, sleep=lambda s: None)
+    baseline = run_checks(inventory, Config(), now=clock.now())
+    public = next(f for f in baseline if f.check_id == "ROLE_TRUST_PUBLIC")
+    config = Config.model_validate(
+        {
+            "suppressions": [
+                {"fingerprint": public.fingerprint, "reason": "demo bucket role", "expires": "2026-12-31"},
+                {
+                    "check_id": "USER_DIRECT_POLICIES",
+                    "principal": "legacy",
+                    "reason": "migrating",
+                    "expires": "2026-11-01",
+                },
+            ]
+        }
+    )
+    findings = run_checks(inventory, config, now=clock.now())
+    suppressed = {f.check_id: f.suppression_reason for f in findings if f.suppressed}
+    assert suppressed == {"ROLE_TRUST_PUBLIC": "demo bucket role (until 2026-12-31)"}  # the other expired
+    assert ("USER_DIRECT_POLICIES", "legacy") in failed(findings)
+    assert ("ROLE_TRUST_PUBLIC", "open") not in failed(findings)
+
+
+def test_owners_come_from_the_identity_map_when_the_directory_is_cached(aws, clock, tmp_path):
+    from bot.identity import store_directory
+
+    iam = boto3.client("iam")
+    iam.create_user(UserName="bob", Tags=[{"Key": "email", "Value": "bob@example.com"}])
+    iam.create_login_profile(UserName="bob", Password=PASSWORD)
+    iam.create_user(UserName="ghost")
+    iam.create_access_key(UserName="ghost")
+    services = services_for(tmp_path, clock)
+    store_directory(
+        services.store, [{"id": "U0BOB", "name": "bob", "profile": {"email": "bob@example.com"}}], clock.now()
+    )
+    [result] = scan_accounts(services, sleep=lambda s: None)
+    owners = {(f.check_id, f.principal_name): f.owner for f in result.findings}
+    assert owners[("USER_CONSOLE_NO_MFA", "bob")] == "U0BOB"
+    assert owners[("UNOWNED_USER", "ghost")] is None
+
+
+# -- many accounts --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sts_checks_roles(monkeypatch):
+    """moto's AssumeRole succeeds for roles that do not exist; AWS answers AccessDenied. Teach it."""
+    from moto.iam.models import iam_backends
+    from moto.sts.exceptions import STSClientError
+    from moto.sts.models import STSBackend
+
+    original = STSBackend.assume_role
+
+    def assume_role(self, region_name, role_session_name, role_arn, policy, duration, external_id):
+        account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
+        if not any(r.name == name for r in iam_backends[account]["global"].roles.values()):
+            raise STSClientError(
+                "AccessDenied", f"Not authorized to perform sts:AssumeRole on resource {role_arn}"
+            )
+        return original(self, region_name, role_session_name, role_arn, policy, duration, external_id)
+
+    monkeypatch.setattr(STSBackend, "assume_role", assume_role)
+
+
+def test_two_organization_accounts_are_scanned_and_an_unreachable_one_is_reported(
+    aws, clock, tmp_path, sts_checks_roles
+):
+    org = boto3.client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    member = org.create_account(Email="member@example.com", AccountName="member")["CreateAccountStatus"][
+        "AccountId"
+    ]
+    boto3.client("iam").create_user(UserName="in-management")
+    config = {
+        "organizations": {"enabled": True},
+        "accounts": [
+            {"id": "555566667777", "name": "lost", "role_arn": "arn:aws:iam::555566667777:role/audit"}
+        ],
+    }
+    services = services_for(tmp_path, clock, config)
+    phases: list[tuple[str, str]] = []
+    results = {
+        r.account_id: r
+        for r in scan_accounts(services, progress=lambda a, p: phases.append((a, p)), sleep=lambda s: None)
+    }
+
+    assert set(results) == {ACCOUNT_ID, member, "555566667777"}
+    management, member_scan, lost = results[ACCOUNT_ID], results[member], results["555566667777"]
+    assert management.error is None and member_scan.error is None
+    assert {u["UserName"] for u in management.inventory["users"]} == {"in-management"}
+    # The member account is read through its OrganizationAccountAccessRole, isolated from the management account.
+    assert [r["RoleName"] for r in member_scan.inventory["roles"]] == ["OrganizationAccountAccessRole"]
+    assert member_scan.inventory["users"] == []
+    assert ("ROLE_TRUST_EXTERNAL_NO_CONDITION", "OrganizationAccountAccessRole") in failed(
+        member_scan.findings
+    )
+    assert lost.snapshot_id is not None and lost.findings == []
+    assert "AccessDenied" in lost.error and "arn:aws:iam::555566667777:role/audit" in lost.error
+    # The failure is stored too, and never becomes the account's latest good snapshot.
+    rows = {s["account_id"]: s for s in latest_snapshots(services.store, status=None)}
+    assert rows["555566667777"]["status"] == "failed"
+    assert {s["account_id"] for s in latest_snapshots(services.store)} == {ACCOUNT_ID, member}
+    assert ("lost", "failed: " + lost.error) in phases
+    assert any(p.startswith("done") for a, p in phases if a == "member")
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+def _cli(tmp_path: Path, *args: str, config: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IAMWARDEN_"))}
+    env["IAMWARDEN_DB"] = str(tmp_path / "cli.db")
+    if config is not None:
+        path = tmp_path / "iamwarden.toml"
+        path.write_text(config)
+        env["IAMWARDEN_CONFIG"] = str(path)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def _seed_small(aws, clock):
+    iam = boto3.client("iam")
+    aws.set_root(RootAccount(mfa_active=True))
+    iam.create_user(UserName="bob")
+    iam.create_login_profile(UserName="bob", Password=PASSWORD)
+    aws.set_password_last_used("bob", days_ago(clock, 1))
+    iam.create_role(RoleName="open", AssumeRolePolicyDocument=trust({"AWS": "*"}))
+    iam.update_account_password_policy(MinimumPasswordLength=14, PasswordReusePrevention=24)
+
+
+def test_cli_scan_json_document_needs_no_slack_settings(aws, clock, tmp_path):
+    _seed_small(aws, clock)
+    result = _cli(tmp_path, "scan", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["account_id"] == ACCOUNT_ID
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", document["scanned_at"])
+    assert 0 < document["api_calls"] <= 25
+    assert [a["status"] for a in document["accounts"]] == ["ok"]
+    got = {(f["check_id"], f["principal_name"]) for f in document["findings"] if f["status"] == "fail"}
+    assert {("USER_CONSOLE_NO_MFA", "bob"), ("ROLE_TRUST_PUBLIC", "open")} <= got
+    finding = next(f for f in document["findings"] if f["check_id"] == "USER_CONSOLE_NO_MFA")
+    for key in (
+        "check_id",
+        "severity",
+        "principal_arn",
+        "principal_name",
+        "title",
+        "detail",
+        "remediation",
+        "cis",
+        "owner",
+    ):
+        assert key in finding
+    assert finding["cis"] == ["1.10"] and finding["severity"] == "high" and finding["owner"] is None
+    assert "testing" not in result.stdout + result.stderr  # never a credential
+
+
+def test_cli_scan_csv_and_table(aws, clock, tmp_path):
+    _seed_small(aws, clock)
+    rows = list(csv.DictReader(io.StringIO(_cli(tmp_path, "scan", "--format", "csv").stdout)))
+    assert ("ROLE_TRUST_PUBLIC", "open", "critical") in {
+        (r["check_id"], r["principal_name"], r["severity"]) for r in rows
+    }
+    table = _cli(tmp_path, "scan")
+    assert table.returncode == 0
+    assert re.search(r"critical\s+ROLE_TRUST_PUBLIC\s+123456789012\s+open", table.stdout)
+    assert f"{ACCOUNT_ID}: 1 critical, 1 high" in table.stdout
+
+
+def test_cli_fail_on_exits_1_at_or_above_the_threshold_only(aws, clock, tmp_path, access_analyzer):
+    iam = boto3.client("iam")
+    aws.set_root(RootAccount(mfa_active=True))
+    iam.update_account_password_policy(MinimumPasswordLength=14, PasswordReusePrevention=24)
+    access_analyzer.add_analyzer("account")
+    iam.create_role(RoleName="support", AssumeRolePolicyDocument=SELF_TRUST)
+    iam.attach_role_policy(RoleName="support", PolicyArn="arn:aws:iam::aws:policy/AWSSupportAccess")
+    aws.set_role_last_used("support", days_ago(clock, 1))
+    iam.create_user(UserName="direct")
+    iam.put_user_policy(UserName="direct", PolicyName="p", PolicyDocument=doc(allow("s3:GetObject")))  # low
+    assert _cli(tmp_path, "scan", "--fail-on", "high").returncode == 0
+    assert _cli(tmp_path, "scan", "--fail-on", "low").returncode == 1
+    # A suppressed finding does not fail the build.
+    config = '[[suppressions]]\ncheck_id = "USER_DIRECT_POLICIES"\nprincipal = "direct"\nreason = "known"\n'
+    assert _cli(tmp_path, "scan", "--fail-on", "low", config=config).returncode == 0
+    bad = _cli(tmp_path, "scan", "--fail-on", "urgent")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_cli_checks_lists_the_catalog(tmp_path):
+    from bot.checks.catalog import CHECKS
+
+    result = _cli(tmp_path, "checks")
+    assert result.returncode == 0
+    for check_id in CHECKS:
+        assert check_id in result.stdout
+    catalog = json.loads(_cli(tmp_path, "checks", "--format", "json").stdout)
+    root = next(c for c in catalog if c["id"] == "ROOT_MFA_DISABLED")
+    assert root["severity"] == "critical" and root["cis"] == ["1.5"] and root["remediation"]["console"]
+
+
+def test_every_check_has_complete_metadata_and_is_in_the_readme():
+    from bot.checks.catalog import CHECKS
+
+    readme = (ROOT / "README.md").read_text()
+    for check in CHECKS.values():
+        assert check.title and check.risk and check.console, check.id
+        assert re.fullmatch(r"[A-Z][A-Z_]+", check.id)
+        assert f"`{check.id}`" in readme, f"README's hygiene scan section does not list {check.id}"
