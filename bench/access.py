@@ -1,0 +1,163 @@
+"""Benchmark just-in-time access: request → approve → credentials over the real parts.
+
+Run by hand: ``.venv/bin/python -m bench.access [REQUESTS] [CLICKERS]``. The bot runs in HTTP mode
+on loopback with moto (STS, IAM) and the local Slack stand-in; each request is approved by CLICKERS
+signed Approve clicks fired at the same moment (two approvers, double-clicking). Prints the
+click-to-credentials latency (p50/p95/max), AssumeRole calls per grant (must be exactly 1), and the
+AWS and Slack Web API calls one grant costs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import boto3
+
+from bot.app import Health, HttpServer, build_app, wsgi_app
+from bot.clock import FrozenClock
+from bot.federation import FederationStandIn
+from bot.sandbox.aws import MotoSandbox
+from bot.sandbox.slack_api import FakeSlack
+from bot.sandbox.slack_sender import SlackSender
+from bot.services import Services
+from bot.settings import Config, load_settings
+from handlers.ids import ActionId
+
+ACCOUNT = "123456789012"
+
+
+def main(requests: int = 40, clickers: int = 6) -> None:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+    sandbox = MotoSandbox(load_managed_policies=False).start()
+    sandbox.apply_env()
+    slack = FakeSlack().start()
+    federation = FederationStandIn().start()
+    workdir = Path(tempfile.mkdtemp(prefix="iamwarden-bench-access-"))
+    server = None
+    try:
+        for user in ("U0LEAD1", "U0LEAD2"):
+            slack.add_user(user, name=user.lower())
+        requesters = [f"U{i:07d}" for i in range(requests)]
+        for user in requesters:
+            slack.add_user(user, name=user.lower())
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        boto3.client("iam", region_name="us-east-1").create_role(
+            RoleName="prod-admin", AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=7200
+        )
+        config = Config.model_validate(
+            {
+                "slack": {"approvals_channel": "C0APPROVALS", "security_channel": "C0SECURITY"},
+                "access": {"federation_url": federation.url},
+                "roles": [
+                    {
+                        "name": "prod-admin",
+                        "arn": f"arn:aws:iam::{ACCOUNT}:role/prod-admin",
+                        "max_duration": "2h",
+                        "approvers": ["U0LEAD1", "U0LEAD2"],
+                    }
+                ],
+            }
+        )
+        settings = load_settings(
+            slack_bot_token="xoxb-testing",
+            slack_signing_secret="bench",
+            slack_api_url=slack.base_url,
+            db=workdir / "bench.db",
+            config=config,
+        )
+        services = Services.from_settings(settings, clock=FrozenClock())
+        assume_calls: list[str] = []
+        services.aws.session.events.register(
+            "before-parameter-build.sts.AssumeRole",
+            lambda params, **_: assume_calls.append(params["RoleArn"]),
+        )
+        server = HttpServer(wsgi_app(build_app(services), Health(services)), threads=16).start()
+        sender = SlackSender(server.url + "/slack/events", "bench", fake_slack=slack)
+
+        for user in requesters:
+            assert sender.command(user, "request prod-admin 1h benchmark").status == 200
+        rows = services.store.execute("SELECT id, requester FROM access_requests ORDER BY rowid").fetchall()
+        messages = {m["ts"]: m for m in slack.messages("C0APPROVALS")}
+        by_request = {
+            rid: next(m for m in messages.values() if rid in json.dumps(m["blocks"])) for rid, _ in rows
+        }
+
+        latencies: list[float] = []
+        aws_before, slack_before = services.aws.counter.total, len(slack.calls)
+        started = time.perf_counter()
+        for request_id, requester in rows:
+            barrier = threading.Barrier(clickers)
+            message = by_request[request_id]
+
+            def fire(user: str, rid: str = request_id, msg: dict = message, gate=barrier) -> None:
+                gate.wait()
+                sender.block_action(user, ActionId.ACCESS_APPROVE, rid, message=msg)
+
+            t0 = time.perf_counter()
+            threads = [
+                threading.Thread(target=fire, args=("U0LEAD1" if i % 2 else "U0LEAD2",))
+                for i in range(clickers)
+            ]
+            for t in threads:
+                t.start()
+            slack.wait_for(
+                "chat.postEphemeral",
+                lambda c, who=requester: (
+                    c.args.get("user") == who and c.args.get("text", "").startswith("Credentials")
+                ),
+                timeout=30,
+            )
+            latencies.append(time.perf_counter() - t0)
+            for t in threads:
+                t.join()
+        elapsed = time.perf_counter() - started
+        time.sleep(0.5)  # let the losing clicks' answers land before counting calls
+        granted = services.store.execute(
+            "SELECT count(*) FROM access_requests WHERE state = 'granted'"
+        ).fetchone()[0]
+        aws_calls = services.aws.counter.total - aws_before
+        slack_calls = len(slack.calls) - slack_before
+        latencies.sort()
+        p95 = latencies[max(0, int(len(latencies) * 0.95) - 1)]
+        print(f"requests approved         {requests} ({clickers} simultaneous clicks each)")
+        print(f"granted                   {granted}")
+        print(
+            f"AssumeRole calls          {len(assume_calls)} ({len(assume_calls) / max(granted, 1):.2f} per grant)"
+        )
+        print(
+            f"click → credentials       p50 {statistics.median(latencies) * 1000:.0f} ms · "
+            f"p95 {p95 * 1000:.0f} ms · max {latencies[-1] * 1000:.0f} ms"
+        )
+        print(
+            f"throughput                {requests / elapsed:.1f} grants/s (serial requests, concurrent clicks)"
+        )
+        print(f"AWS calls per grant       {aws_calls / max(granted, 1):.1f}")
+        print(
+            f"Slack calls per grant     {slack_calls / max(granted, 1):.1f} (incl. answers to losing clicks)"
+        )
+    finally:
+        if server is not None:
+            server.stop()
+        federation.stop()
+        slack.stop()
+        sandbox.stop()
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:3]))
