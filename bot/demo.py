@@ -19,6 +19,7 @@ from typing import TextIO
 
 from bot.app import Health, HttpServer, build_app, wsgi_app
 from bot.clock import SystemClock
+from bot.sandbox.access_analyzer import start_demo_access_analyzer
 from bot.sandbox.aws import MotoSandbox
 from bot.sandbox.demo_account import DEMO_CONFIG, PEOPLE, seed_demo_account
 from bot.sandbox.render import Button, render_message, render_view
@@ -58,6 +59,8 @@ class DemoSession:
         self.workdir = self.workdir or Path(tempfile.mkdtemp(prefix="iamwarden-demo-"))
         self.sandbox = MotoSandbox().start()
         self.sandbox.apply_env()
+        # moto has no Access Analyzer: a local stand-in (the scan would otherwise report it unknown).
+        self.access_analyzer = start_demo_access_analyzer()
         self.slack = FakeSlack(bot_token=BOT_TOKEN).start()
         for person in PEOPLE:
             self.slack.add_user(
@@ -84,7 +87,7 @@ class DemoSession:
         return self
 
     def stop(self) -> None:
-        for part in ("server", "slack", "sandbox"):
+        for part in ("server", "slack", "access_analyzer", "sandbox"):
             obj = getattr(self, part, None)
             if obj is not None:
                 obj.stop()
@@ -245,7 +248,9 @@ TOUR: list[Callable[[DemoSession], None]] = [
     lambda s: s.command("/iam help", user="U0ADA"),
     lambda s: s.command("/iam frobnicate", user="U0ADA"),
     # -- scan (issue: hygiene scan) --
+    lambda s: __import__("bot.scan", fromlist=["demo_tour"]).demo_tour(s),
     # -- queries: whoami-risks, can, who-can --
+    lambda s: __import__("handlers.queries", fromlist=["demo_tour"]).demo_tour(s),
     # -- digest --
     lambda s: __import__("handlers.digest", fromlist=["demo_tour"]).demo_tour(s),
     # -- just-in-time access --

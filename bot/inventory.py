@@ -28,9 +28,10 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
+from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.aws import AwsFactory, describe_aws_error, error_code
+from bot.aws import RETRY_CONFIG, AwsFactory, describe_aws_error, error_code
 from bot.clock import Clock
 from bot.policy import PolicyParseError, PolicySource, Statement, parse_policy
 from bot.store import iso
@@ -42,6 +43,8 @@ AWS_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
 # Up to this many distinct attached AWS-managed policies are read one by one (2 calls each);
 # beyond it one filtered GAAD read (a few large pages) is cheaper in calls.
 MAX_SINGLE_AWS_POLICIES = 6
+OPTIONAL_SERVICES = frozenset({"accessanalyzer"})
+OPTIONAL_RETRIES = BotoConfig(retries={"mode": "adaptive", "max_attempts": 3})
 REPORT_POLL_DELAYS = (0.5, 1, 2, 4, 8, 8, 8, 8, 8, 8)  # seconds; ~55 s in all before giving up
 
 # Credential-report values that mean "no date".
@@ -90,7 +93,15 @@ class _Collector:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.aws.client(service)
+            if service in OPTIONAL_SERVICES:
+                # An optional source must not stall the scan: fewer retries, then "unknown".
+                client = self.aws.session.client(
+                    service, region_name=self.aws.region, config=RETRY_CONFIG.merge(OPTIONAL_RETRIES)
+                )
+                client.meta.events.register("before-call.*.*", self.aws.counter)
+            else:
+                client = self.aws.client(service)
+            self._clients[service] = client
         return self._clients[service]
 
     def optional(self, source: str, read: Callable[[], Any], default: Any = None) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib
+import io
 import json
 import logging
 import sys
@@ -459,3 +460,27 @@ def cmd_checks(args: argparse.Namespace) -> int:
         cis = ",".join(c.cis) or "-"
         sys.stdout.write(f"{c.id.ljust(width)}  {c.severity.value.ljust(8)}  {cis.ljust(9)}  {c.title}\n")
     return EXIT_OK
+
+
+# --------------------------------------------------------------------------- the demo's tour
+
+
+def demo_tour(session: Any) -> None:
+    """The demo (``bot.demo.TOUR``): ``iamwarden scan`` of the demo account, as the terminal shows it."""
+    session.say("\n── The hygiene scan: `iamwarden scan` reads the demo account in a few bulk calls ──")
+    [scan] = scan_accounts(session.services)
+    if scan.error:
+        session.say(f"  {summary_line(scan)}")
+        return
+    out = io.StringIO()
+    _write_table([scan], out)
+    lines = out.getvalue().splitlines()
+    shown = [line for line in lines if line.strip()]
+    for line in shown[:-1][:14]:
+        session.say("  " + line)
+    if len(shown) - 1 > 14:
+        session.say(f"  … {len(shown) - 15} more (iamwarden scan --format json|csv has them all)")
+    session.say("  " + shown[-1])
+    session.say(
+        f"  Stored as snapshot {scan.snapshot_id}: answers, digests and alerts read it, never AWS live."
+    )

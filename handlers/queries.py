@@ -331,9 +331,17 @@ def decision_text(result: PrincipalDecision) -> str:
         lines.append(f"• a narrower Deny covers some resources: {escape(s.describe())}")
     for note in getattr(d, "notes", [])[:3]:
         lines.append(f"_{escape(note)}_")
-    if d.unknown:
-        lines.append("_Could not resolve: " + escape(", ".join(d.unknown[:5])) + "_")
+    relevant = relevant_unknowns(d.unknown, d.action)
+    if relevant:
+        lines.append("_Could not resolve: " + escape(", ".join(relevant[:5])) + "_")
     return truncate("\n".join(lines), MAX_SECTION_TEXT)
+
+
+def relevant_unknowns(unknown: list[str], action: str) -> list[str]:
+    """Unresolvable patterns that could bear on ``action``: its own service's, or a bare wildcard.
+    (``codestar:Get*`` in ReadOnlyAccess cannot change whether ``iam:CreateUser`` is allowed.)"""
+    service = action.split(":", 1)[0].lower()
+    return [u for u in unknown if ":" not in u or u.split(":", 1)[0].lower() in (service, "*")]
 
 
 SCOPE_NOTE = (
@@ -794,3 +802,28 @@ def register(app: App, services: Services) -> None:
         _open_modal(
             client, action.trigger_id, modal("Your access keys", keys_message(keys, services.clock.now()))
         )
+
+
+# --------------------------------------------------------------------------- the demo's tour
+
+
+def demo_tour(s: Any) -> None:
+    """The demo (``bot.demo.TOUR``): Ada's own risks, Carlos's keys, ``can`` and ``who-can``."""
+    from bot.findings import latest_snapshots
+    from bot.identity import directory_refreshed_at
+
+    s.say("\nAsking the bot: every answer comes from the latest scan, in the ack, with no AWS call.")
+    if directory_refreshed_at(s.services.store) is None:
+        count = answers.refresh_directory(s.services, s.app.client)
+        s.say(f"  (the directory job cached {count} Slack members with users.list)")
+    if not latest_snapshots(s.services.store):
+        done = len(s.slack.calls_to("response_url")) + 1
+        s.command("/iam scan", user="U0SAM")
+        s.slack.wait_for("response_url", count=done, timeout=180)  # the scan answers after the ack
+        s.settle()
+    s.command("/iam whoami-risks", user="U0ADA")
+    s.command("/iam keys", user="U0CARLOS")
+    s.command("/iam can carlos iam:PassRole", user="U0ADA")
+    s.command("/iam can bob iam:CreateUser", user="U0ADA")
+    s.command("/iam who-can iam:CreateUser", user="U0ADA")
+    s.command("/iam findings critical", user="U0ADA")  # not on the security team: refused politely

@@ -10,6 +10,7 @@ permission), the case the scan must report as "could not evaluate", never as a p
 from __future__ import annotations
 
 import json
+import os
 import threading
 import urllib.parse
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ class AccessAnalyzerStub:
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, params/body)
         self.denied: str | None = None
         self._lock = threading.Lock()
+        self._saved_env: dict[str, str | None] = {}
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,9 +73,21 @@ class AccessAnalyzerStub:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        for key, value in self._saved_env.items():  # undo apply_env
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = {}
 
     def env(self) -> dict[str, str]:
         return {"AWS_ENDPOINT_URL_ACCESSANALYZER": self.url}
+
+    def apply_env(self) -> None:
+        """Point this process's boto3 at the stub until ``stop()`` (the demo; tests use monkeypatch)."""
+        for key, value in self.env().items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
 
     # -- state --------------------------------------------------------------------------------
 
@@ -166,3 +180,12 @@ class AccessAnalyzerStub:
             {"message": f"{method} {path} is not implemented by the stub"},
             "UnknownOperationException",
         )
+
+
+def start_demo_access_analyzer(account_id: str = "123456789012") -> AccessAnalyzerStub:
+    """The demo company's analyzer: one active finding, the vendor role another account can assume."""
+    stub = AccessAnalyzerStub().start()
+    stub.apply_env()
+    arn = stub.add_analyzer("demo-company", account_id=account_id)
+    stub.add_finding(arn, f"arn:aws:iam::{account_id}:role/vendor-audit", owner_account=account_id)
+    return stub
