@@ -622,6 +622,25 @@ def refresh_directory(services: Services, client: Any, *, page_size: int = 200) 
     return count
 
 
-@job("directory-refresh", every_seconds=lambda s: s.config.identity.directory_refresh.total_seconds())
+def directory_is_stale(services: Services) -> bool:
+    """True when the directory was never cached or is older than ``[identity] directory_refresh``."""
+    refreshed = directory_refreshed_at(services.store)
+    if refreshed is None:
+        return True
+    return services.clock.now() - _parse_time(refreshed) >= services.config.identity.directory_refresh
+
+
+# The job wakes every few minutes but calls users.list only when the cache is stale: a new
+# deployment gets its directory within minutes instead of after the first full interval.
+_DIRECTORY_CHECK_SECONDS = 300.0
+
+
+@job(
+    "directory-refresh",
+    every_seconds=lambda s: min(
+        _DIRECTORY_CHECK_SECONDS, s.config.identity.directory_refresh.total_seconds()
+    ),
+)
 def directory_refresh_job(services: Services, client: Any) -> None:
-    refresh_directory(services, client)
+    if directory_is_stale(services):
+        refresh_directory(services, client)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import shutil
@@ -169,6 +170,47 @@ def test_whoami_risks_rejects_arguments_with_escaped_usage(world):
 
 def test_whoami_risks_is_open_to_members_outside_the_security_team(world):
     assert "Administrator without MFA" in block_text(world.command("U0ALICE", "whoami-risks").json())
+
+
+def test_whoami_risks_spans_accounts_and_the_explicit_map(make_bot, scanned_db, tmp_path):
+    from bot.findings import Finding, Severity, save_snapshot
+    from tests.conftest import DEFAULT_CONFIG
+
+    db = tmp_path / "two.db"
+    shutil.copy(scanned_db, db)
+    config = {
+        **DEFAULT_CONFIG,
+        "identity": {"map": {"U0BOB": ["ops", "arn:aws:iam::210987654321:user/bob-ci"]}},
+    }
+    bot = make_bot(config, db=db)
+    other = "210987654321"
+    arn = f"arn:aws:iam::{other}:user/bob-ci"
+    save_snapshot(
+        bot.store,
+        account_id=other,
+        account_name="staging",
+        scanned_at=NOW,
+        api_calls=3,
+        inventory={
+            "account_id": other,
+            "users": [{"UserName": "bob-ci", "Arn": arn, "Tags": []}],
+            "roles": [],
+        },
+        findings=[
+            Finding(
+                check_id="ACCESS_KEY_UNUSED",
+                severity=Severity.MEDIUM,
+                account_id=other,
+                principal_arn=arn,
+                principal_name="bob-ci",
+                title="Active access key unused",
+            )
+        ],
+    )
+    text = block_text(bot.command("U0BOB", "whoami-risks").json())
+    assert "role `ops` in 123456789012" in text and "user `bob-ci` in 210987654321" in text
+    assert "Administrator access attached" in text and "Active access key unused" in text
+    assert "staging (210987654321) scanned" in text
 
 
 # --------------------------------------------------------------------------- keys
@@ -478,8 +520,18 @@ def test_directory_refresh_pages_users_list_and_requests_never_call_it(bot, aws,
     assert len(bot.slack.calls_to("users.list")) == len(calls)
 
 
-def test_directory_refresh_is_a_scheduled_job():
-    import bot.features  # noqa: F401
+def test_directory_job_refreshes_when_never_cached_or_stale_and_only_then(bot, clock):
+    importlib.import_module("bot.features")  # declares every feature's jobs
     from bot.jobs import JOBS
 
-    assert any(spec.name == "directory-refresh" for spec in JOBS)
+    spec = next(spec for spec in JOBS if spec.name == "directory-refresh")
+    assert spec.every_seconds(bot.services) <= 300  # a new deployment gets its directory within minutes
+    client = build_client(bot.services)
+    spec.run(bot.services, client)
+    assert len(bot.slack.calls_to("users.list")) == 1  # never cached: refreshed at once
+    clock.advance(hours=5)
+    spec.run(bot.services, client)
+    assert len(bot.slack.calls_to("users.list")) == 1  # fresh: nothing called
+    clock.advance(hours=1)
+    spec.run(bot.services, client)
+    assert len(bot.slack.calls_to("users.list")) == 2  # [identity] directory_refresh (6 h) passed
