@@ -44,7 +44,6 @@ DEFAULT_MAX_SESSION_SECONDS = 3600
 REVOCATION_POLICY_NAME = "iamwarden-revoked-sessions"
 # An inline policy's aggregate size per role is 10,240 characters.
 INLINE_POLICY_LIMIT = 10_240
-REVIEW_REMINDER_EVERY = timedelta(hours=24)
 TAG_PREFIX = "iamwarden:"
 
 
@@ -1349,7 +1348,7 @@ def due_review_reminders(services: Services) -> list[AccessRequest]:
     for request_id, slot in rows:
         claimed = services.store.execute(
             "UPDATE access_requests SET next_reminder_at = ? WHERE id = ? AND next_reminder_at = ? AND reviewed_at IS NULL",
-            [iso(now + REVIEW_REMINDER_EVERY), request_id, slot],
+            [iso(now + services.config.access.review_reminder_every), request_id, slot],
         ).rowcount
         if claimed == 1:
             request = get_request(services, request_id)

@@ -142,8 +142,10 @@ class AccessConfig(_Section):
     min_duration: timedelta = timedelta(minutes=15)
     deliver_credentials: str = Field(default="ephemeral", pattern="^(ephemeral|dm)$")
     federation_url: str = "https://signin.aws.amazon.com/federation"
-    max_extensions: int = 2
-    break_glass_daily_cap: int = 1
+    max_extensions: int = Field(default=2, ge=0)
+    break_glass_daily_cap: int = Field(default=1, ge=0)
+    # How often the security channel is reminded of a break-glass use nobody has reviewed yet.
+    review_reminder_every: timedelta = timedelta(hours=24)
 
 
 class AlertRuleConfig(_Section):

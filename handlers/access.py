@@ -81,33 +81,33 @@ def approvers_text(services: Services, request: AccessRequest) -> str:
 
 def approver_availability(
     client: WebClient, services: Services, role_name: str, requester: str
-) -> tuple[list[str], list[str]]:
-    """(who could approve now, configured approvers who have left Slack), the requester excluded.
-
-    A group we cannot resolve right now counts as available: the decision happens at the click.
-    """
+) -> tuple[set[str] | None, list[str]]:
+    """(members who could approve now, or None when a group could not be resolved; configured
+    approvers who have left Slack). The requester never counts."""
     role = services.config.role(role_name)
-    available: list[str] = []
+    possible: set[str] | None = set()
     departed: list[str] = []
     for entry in role.approvers if role else []:
         if entry[:1] in "UW":
             if entry == requester:
                 continue
             try:
-                user = client.users_info(user=entry)["user"]
-                gone = bool(user.get("deleted"))
+                gone = bool(client.users_info(user=entry)["user"].get("deleted"))
             except SlackApiError as exc:
                 gone = (exc.response.get("error") if exc.response else "") == "user_not_found"
-            (departed if gone else available).append(entry)
+            if gone:
+                departed.append(entry)
+            elif possible is not None:
+                possible.add(entry)
         else:
             try:
-                members = usergroup_members(client, services, entry, strict=True) - {requester}
+                members = usergroup_members(client, services, entry, strict=True)
             except DirectoryError:
-                available.append(entry)
+                possible = None  # unknown: the decision happens at the click
                 continue
-            if members:
-                available.append(entry)
-    return available, departed
+            if possible is not None:
+                possible |= members - {requester}
+    return possible, departed
 
 
 def tell(client: WebClient, user: str, channel: str | None, text: str) -> None:
@@ -588,11 +588,13 @@ def _check_someone_can_approve(
     """Refuse up front when nobody could approve (everyone configured left Slack); returns who left."""
     if services.config.role(role_name) is None:
         return []
-    available, departed = approver_availability(client, services, role_name, requester)
-    if not available:
+    possible, departed = approver_availability(client, services, role_name, requester)
+    required = services.config.role(role_name).approvals_required
+    if possible is not None and len(possible) < required:
         gone = f" ({', '.join(mention(d) for d in departed)} left Slack)" if departed else ""
+        who = "Nobody" if not possible else f"Only {len(possible)} of the {required} approvers needed"
         raise UserError(
-            f"Nobody can approve {code(role_name)} for you right now{gone}. "
+            f"{who} can approve {code(role_name)} for you right now{gone}. "
             "Ask the security team to update the role's approvers."
         )
     return departed

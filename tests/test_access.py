@@ -14,6 +14,7 @@ import json
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -771,6 +772,15 @@ def test_secrets_never_reach_sqlite_logs_or_durable_messages(jit, clock, caplog,
     for shown in (first, second):
         creds = credentials_from(shown)
         secrets += [creds["SecretAccessKey"], creds["SessionToken"]]
+    for shown in (first, second):
+        console = next(
+            el["url"]
+            for b in shown["blocks"]
+            if b["type"] == "actions"
+            for el in b["elements"]
+            if el.get("url")
+        )
+        secrets.append(parse_qs(urlsplit(console).query)["SigninToken"][0])
     assert all(len(s) > 10 for s in secrets)
     logs = caplog.text
     assert "AssumeRole" in logs or "sts" in logs  # botocore really logged at DEBUG
@@ -836,3 +846,64 @@ def test_an_approval_interrupted_before_its_grant_is_finished_by_the_sweep(jit, 
     assert len(sts.calls) == 1
     assert access.get_request(bot.services, request.id).state == "granted"
     assert caller_identity(credentials_from(ephemeral))["Account"] == ACCOUNT_ID
+
+
+class RefusingSts:
+    """A local STS that answers every call with AccessDenied, as AWS does when a trust policy
+    does not name the bot (moto never refuses)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = (
+                    b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                    b"<Code>AccessDenied</Code><Message>not authorized to perform sts:AssumeRole</Message></Error>"
+                    b"<RequestId>stub</RequestId></ErrorResponse>"
+                )
+                self.send_response(403)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_refused_assume_role_fails_the_request_and_says_why(jit, monkeypatch):
+    bot, _ = jit()
+    bot.command("U0ALICE", "request prod-admin 1h fix")
+    request = the_request(bot)
+    sts = RefusingSts()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.url)
+    try:
+        click(bot, "U0LEAD1", ActionId.ACCESS_APPROVE, request.id)
+        [note] = bot.slack.wait_for("chat.postMessage", lambda c: c.args["channel"] == "U0ALICE")
+    finally:
+        sts.stop()
+    assert "grant failed" in note.args["text"]
+    failed = access.get_request(bot.services, request.id)
+    assert failed.state == "failed" and "AccessDenied" in failed.error
+    assert "the grant failed" in text_of(request_messages(bot)[0])
+    assert credential_ephemerals(bot) == []
+    assert access.grants_of(bot.services, request.id) == []
+    assert "grant_failed" in [r["action"] for r in bot.store.audit_rows()]
+
+
+def test_a_role_needing_more_approvers_than_remain_is_refused_up_front(jit):
+    bot, _ = jit(role={"approvers": ["U0LEAD1", "U0SEC1"], "approvals_required": 2})
+    bot.slack.deactivate_user("U0LEAD1")
+    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    assert "Only 1 of the 2 approvers needed can approve `prod-admin`" in body["text"]
+    assert request_messages(bot) == []
