@@ -226,7 +226,8 @@ def test_deactivated_owner_is_not_nudged_and_notify_owner_says_offboard(offboard
     assert "deactivated" in answer and "offboarding" in answer
 
 
-def test_the_demo_tour_posts_a_digest_and_disables_danas_access():
+def test_the_demo_tour_posts_a_digest_and_disables_danas_access(aws):
+    # ``aws`` resets the process-wide moto backends the demo's own sandbox shares.
     import io
 
     from bot.demo import run_demo
