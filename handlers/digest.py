@@ -155,7 +155,9 @@ def finding_line(f: Finding, digest: Digest, *, with_account: bool = False) -> s
     return " ".join(parts)
 
 
-def finding_buttons(f: Finding) -> dict:
+def finding_buttons(f: Finding, position: int = 0) -> dict:
+    """The item's buttons; the block id carries the position so a duplicate finding cannot make two
+    blocks share an id (Slack would refuse the whole message)."""
     elements = []
     if f.check_id in digests.OFFBOARDING_CHECKS and f.principal_arn and ":user/" in f.principal_arn:
         elements.append(
@@ -176,16 +178,16 @@ def finding_buttons(f: Finding) -> dict:
     elements.append(button("Notify owner", ActionId.DIGEST_NOTIFY_OWNER, f.fingerprint))
     elements.append(button("Acknowledge", ActionId.DIGEST_ACKNOWLEDGE, f.fingerprint))
     elements.append(button("Snooze", ActionId.DIGEST_SNOOZE, f.fingerprint))
-    return actions(*elements, block_id=f"finding:{f.fingerprint}")
+    return actions(*elements, block_id=f"finding:{position}:{f.fingerprint}")
 
 
-def finding_item(f: Finding, digest: Digest, *, with_account: bool) -> list[dict]:
+def finding_item(f: Finding, digest: Digest, *, with_account: bool, position: int = 0) -> list[dict]:
     text = finding_line(f, digest, with_account=with_account)
     if f.detail:
         text += "\n" + escape(truncate(f.detail, 300))
     if f.remediation:
         text += "\n_Fix:_ " + escape(truncate(f.remediation.splitlines()[0], 250))
-    return [section(text), finding_buttons(f)]
+    return [section(text), finding_buttons(f, position)]
 
 
 def _category(
@@ -205,7 +207,7 @@ def _category(
     budget = _Budget(blocks, max_blocks=BLOCK_BUDGET - 1, max_text=TEXT_BUDGET - 300)
     shown = 0
     for f in findings[: ITEMS_WITH_BUTTONS if buttons else 0]:
-        if not budget.add(finding_item(f, digest, with_account=with_account)):
+        if not budget.add(finding_item(f, digest, with_account=with_account, position=shown)):
             break
         shown += 1
     # The rest as lines packed into sections of up to ~2,900 characters.
@@ -265,8 +267,8 @@ def headline_message(digest: Digest) -> Message:
     offboarding = [f for a in digest.accounts for f in a.offboarding]
     if offboarding:
         blocks.append(section(f"*Needs offboarding first ({len(offboarding)})*"))
-        for f in offboarding[:3]:
-            blocks += finding_item(f, digest, with_account=len(digest.accounts) > 1)
+        for i, f in enumerate(offboarding[:3]):
+            blocks += finding_item(f, digest, with_account=len(digest.accounts) > 1, position=i)
         if len(offboarding) > 3:
             blocks.append(context(f"{len(offboarding) - 3} more in the thread."))
     total = digest.counts()
@@ -409,7 +411,7 @@ def owner_dm(f: Finding, *, sender: str | None = None, nudge: bool = False) -> M
     )
 
 
-def _dm_finding_blocks(f: Finding, *, buttons: bool) -> list[dict]:
+def _dm_finding_blocks(f: Finding, *, buttons: bool, position: int = 0) -> list[dict]:
     text = f"{SEVERITY_ICON[f.severity]} *{escape(truncate(f.title, 150))}* {_principal(f)} in {code(f.account_id)}"
     if f.detail:
         text += "\n" + escape(truncate(f.detail, 500))
@@ -421,7 +423,7 @@ def _dm_finding_blocks(f: Finding, *, buttons: bool) -> list[dict]:
             actions(
                 button("Fixed", ActionId.NUDGE_FIXED, f.fingerprint, style="primary"),
                 button("Not mine", ActionId.NUDGE_NOT_MINE, f.fingerprint),
-                block_id=f"nudge:{f.fingerprint}",
+                block_id=f"nudge:{position}:{f.fingerprint}",
             )
         )
     return blocks
@@ -438,7 +440,7 @@ def nudge_message(findings: list[Finding], every_days: int) -> tuple[Message, li
     budget = _Budget(blocks, max_blocks=BLOCK_BUDGET - 1, max_text=TEXT_BUDGET - 300)
     shown: list[Finding] = []
     for f in findings[:NUDGE_ITEMS]:
-        if not budget.add(_dm_finding_blocks(f, buttons=True)):
+        if not budget.add(_dm_finding_blocks(f, buttons=True, position=len(shown))):
             break
         shown.append(f)
     if len(shown) < len(findings):

@@ -624,3 +624,26 @@ def test_the_scheduled_scan_runs_once_per_slot(make_bot, tmp_path):
     assert results == [True, False, False, False]
     assert bots[0].store.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 1
     assert [r["status"] for r in slot_rows(bots[0].store, kind="scan")] == ["posted"]
+
+
+def test_a_duplicated_finding_cannot_break_the_message(bot):
+    ada = finding("OFFBOARDED_USER_ACTIVE", "ada", Severity.CRITICAL, owner="U0ALICE")
+    store_scan(bot, [ada, ada])  # a check that yields the same hit twice
+    posted = post_digest(bot.services, build_client(bot.services))  # FakeSlack refuses duplicate block ids
+    assert "Needs offboarding first (2)" in texts(headlines(bot.slack)[0])
+    assert thread(bot.slack, posted.ts)
+
+
+def test_only_the_security_team_can_submit_a_snooze(bot, two_scans, clock):
+    until = (clock.now() + timedelta(days=5)).date().isoformat()
+    response = bot.sender.view_submission(
+        "U0ALICE",
+        CallbackId.DIGEST_SNOOZE_MODAL,
+        {
+            BlockId.SNOOZE_REASON: {BlockId.SNOOZE_REASON: {"type": "plain_text_input", "value": "mine"}},
+            BlockId.SNOOZE_UNTIL: {BlockId.SNOOZE_UNTIL: {"type": "datepicker", "selected_date": until}},
+        },
+        private_metadata=json.dumps({"fingerprint": two_scans["ada"].fingerprint, "channel": CHANNEL}),
+    )
+    assert "security team" in response.json()["errors"][BlockId.SNOOZE_REASON]
+    assert list(bot.store.db["snoozes"].rows) == []
