@@ -10,7 +10,7 @@ The pieces, in the order an event meets them:
 - ``ingest()``: in ONE SQLite transaction, claims the event id (a redelivered or re-read event is
   processed once), records the signals windowed rules count, and creates an alert or bumps the
   counter of the open alert with the same dedupe key. Posting to Slack is the handlers' job: an
-  alert row with ``dirty = 1`` still has to be posted or its message updated, so a crash or restart
+  alert row with ``dirty > 0`` still has to be posted or its message updated, so a crash or restart
   between recording and posting loses nothing and repeats nothing.
 
 Windows and dedupe use the events' own times (CloudTrail delivers late and out of order), so the
@@ -646,19 +646,28 @@ class _Evaluator:
         contains ``at``. Looking past ``at`` too means a late, out-of-order event still completes
         a burst whose later events arrived first."""
         window = rule.window or timedelta(0)
-        sql = (
-            "SELECT at, subject FROM alert_signals WHERE rule_id = ? AND account_id = ? AND at > ? AND at < ?"
-        )
-        params: list[Any] = [rule.id, account, iso(at - window), iso(at + window)]
+        where = "rule_id = ? AND account_id = ? AND at > ? AND at <= ?"
+        params: list[Any] = [rule.id, account, iso(at - window), iso(at)]
         if not distinct:
-            sql += " AND subject = ?"
+            where += " AND subject = ?"
             params.append(subject)
-        rows = [(datetime.fromisoformat(r[0]), r[1]) for r in self.db.execute(sql + " ORDER BY at", params)]
-        best = 0
-        # Windows (end - window, end] for every end at or after `at` that still contains `at`.
-        for end in [at] + [t for t, _ in rows if t > at]:
-            inside = [subj for t, subj in rows if end - window < t <= end]
-            best = max(best, len(set(inside)) if distinct else len(inside))
+        what = "COUNT(DISTINCT subject)" if distinct else "COUNT(*)"
+        best = int(self.db.execute(f"SELECT {what} FROM alert_signals WHERE {where}", params).fetchone()[0])  # noqa: S608
+        later_sql = (
+            "SELECT DISTINCT at FROM alert_signals WHERE rule_id = ? AND account_id = ? AND at > ? AND at < ?"
+        )
+        later_params: list[Any] = [rule.id, account, iso(at), iso(at + window)]
+        if not distinct:
+            later_sql += " AND subject = ?"
+            later_params.append(subject)
+        later = [
+            datetime.fromisoformat(r[0]) for r in self.db.execute(later_sql + " ORDER BY at", later_params)
+        ]
+        # Events arrived out of order: windows ending after `at` that still contain it.
+        for end in later:
+            params[2:4] = [iso(end - window), iso(end)]
+            count = self.db.execute(f"SELECT {what} FROM alert_signals WHERE {where}", params).fetchone()[0]  # noqa: S608
+            best = max(best, int(count))
         return best
 
     def console_failures(self, e: CloudTrailEvent) -> list[Candidate]:
@@ -873,8 +882,8 @@ def owner_of(config: Config, store: Store, event: CloudTrailEvent) -> str | None
         for arn in candidates:
             if arn and (member := ids.owner_of(arn)):
                 return member
-    except ImportError:  # pragma: no cover - identity ships with the product; config map only
-        pass
+    except Exception:  # enrichment is optional: a failure here must not lose the alert
+        log.exception("identity look-up failed; falling back to [identity] map")
     names = {c for c in candidates if c} | {_name_of(c) for c in candidates if c}
     if ident.user_name:
         names.add(ident.user_name)
@@ -982,7 +991,7 @@ def _upsert_alert(
         # A repeat inside the dedupe window: count it, keep the latest details, re-render the message.
         db.execute(
             "UPDATE alerts SET count = count + 1, last_seen = MAX(last_seen, ?), last_event_id = ?, "
-            "title = ?, dirty = 1 WHERE id = ?",
+            "title = ?, dirty = dirty + 1 WHERE id = ?",
             [at, event.event_id, cand.title, row[0]],
         )
         return int(row[0]), False
@@ -1067,6 +1076,7 @@ class Alert:
     ts: str | None
     dm_channel: str | None
     dm_ts: str | None
+    dirty: int = 0
 
     @property
     def rule(self) -> Rule:
@@ -1080,6 +1090,7 @@ class Alert:
         data["context"] = json.loads(row.get("context") or "{}")
         data["actor_status"] = row.get("actor_status") or ""
         data["count"] = int(row.get("count") or 1)
+        data["dirty"] = int(row.get("dirty") or 0)
         return cls(**data)
 
 
@@ -1098,25 +1109,28 @@ def alerts(store: Store, *, where: str | None = None, params: Iterable[Any] = ()
 
 def pending_delivery(store: Store) -> list[Alert]:
     """Alerts recorded but not yet posted, or whose message needs an update (counter, state)."""
-    return alerts(store, where="dirty = 1")
+    return alerts(store, where="dirty > 0")
 
 
-def mark_delivered(store: Store, alert_id: int, *, channel: str, ts: str, rendered_count: int) -> None:
-    """Store where the message lives. Stays dirty if another repeat arrived while we were posting."""
+def mark_delivered(store: Store, alert: Alert, *, channel: str, ts: str) -> None:
+    """Store where the message lives. ``dirty`` counts changes since the last render: it is cleared
+    only if nothing changed while we were posting what ``alert`` held (else the next delivery
+    renders again), so a click racing a poll is never lost."""
     store.execute(
-        "UPDATE alerts SET channel = ?, ts = ?, dirty = CASE WHEN count = ? THEN 0 ELSE 1 END WHERE id = ?",
-        [channel, ts, rendered_count, alert_id],
+        "UPDATE alerts SET channel = ?, ts = ?, dirty = CASE WHEN dirty = ? THEN 0 ELSE dirty END "
+        "WHERE id = ?",
+        [channel, ts, alert.dirty, alert.id],
     )
 
 
 def mark_dirty(store: Store, alert_id: int) -> None:
-    store.execute("UPDATE alerts SET dirty = 1 WHERE id = ?", [alert_id])
+    store.execute("UPDATE alerts SET dirty = dirty + 1 WHERE id = ?", [alert_id])
 
 
 def acknowledge(store: Store, alert_id: int, user_id: str, at: datetime) -> bool:
     """Open → acknowledged, once. Returns False when it was already acknowledged (or missing)."""
     changed = store.execute(
-        "UPDATE alerts SET state = 'acknowledged', acknowledged_by = ?, acknowledged_at = ?, dirty = 1 "
+        "UPDATE alerts SET state = 'acknowledged', acknowledged_by = ?, acknowledged_at = ?, dirty = dirty + 1 "
         "WHERE id = ? AND state = 'open'",
         [user_id, iso(at), alert_id],
     ).rowcount
@@ -1131,7 +1145,7 @@ def ask_actor(
     """Record that ``actor`` was asked "did you do this?"; once per alert. False if already asked."""
     changed = store.execute(
         "UPDATE alerts SET actor_status = 'asked', actor_user = ?, actor_asked_by = ?, actor_asked_at = ?, "
-        "actor_deadline = ?, dirty = 1 WHERE id = ? AND COALESCE(actor_status, '') = ''",
+        "actor_deadline = ?, dirty = dirty + 1 WHERE id = ? AND COALESCE(actor_status, '') = ''",
         [actor, asked_by, iso(at), iso(at + timeout), alert_id],
     ).rowcount
     if changed:
@@ -1147,7 +1161,7 @@ def answer_actor(store: Store, alert_id: int, *, user_id: str, confirmed: bool, 
     """The asked member answers Yes (confirmed) or No (denied → escalate). Only them, only once."""
     status = "confirmed" if confirmed else "denied"
     changed = store.execute(
-        "UPDATE alerts SET actor_status = ?, actor_answered_at = ?, dirty = 1 "
+        "UPDATE alerts SET actor_status = ?, actor_answered_at = ?, dirty = dirty + 1 "
         "WHERE id = ? AND actor_status = 'asked' AND actor_user = ?",
         [status, iso(at), alert_id, user_id],
     ).rowcount
@@ -1163,7 +1177,7 @@ def timed_out_asks(store: Store, now: datetime) -> list[Alert]:
 
 def expire_ask(store: Store, alert_id: int, at: datetime) -> bool:
     changed = store.execute(
-        "UPDATE alerts SET actor_status = 'timed_out', dirty = 1 WHERE id = ? AND actor_status = 'asked' "
+        "UPDATE alerts SET actor_status = 'timed_out', dirty = dirty + 1 WHERE id = ? AND actor_status = 'asked' "
         "AND actor_deadline <= ?",
         [alert_id, iso(at)],
     ).rowcount
@@ -1173,7 +1187,7 @@ def expire_ask(store: Store, alert_id: int, at: datetime) -> bool:
 def claim_escalation(store: Store, alert_id: int, at: datetime) -> bool:
     """Escalate once: True for the single caller that records the escalation."""
     changed = store.execute(
-        "UPDATE alerts SET escalated_at = ?, dirty = 1 WHERE id = ? AND escalated_at IS NULL",
+        "UPDATE alerts SET escalated_at = ?, dirty = dirty + 1 WHERE id = ? AND escalated_at IS NULL",
         [iso(at), alert_id],
     ).rowcount
     if changed:

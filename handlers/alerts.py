@@ -232,20 +232,21 @@ def deliver_alerts(services: Services, client: WebClient) -> int:
 def _deliver_one(services: Services, client: WebClient, alert: Alert, channel: str) -> None:
     message = alert_message(alert)
     if alert.ts and alert.channel:
-        client.chat_update(channel=alert.channel, ts=alert.ts, **message.as_kwargs())
-        alert_store.mark_delivered(
-            services.store, alert.id, channel=alert.channel, ts=alert.ts, rendered_count=alert.count
-        )
+        try:
+            client.chat_update(channel=alert.channel, ts=alert.ts, **message.as_kwargs())
+        except SlackApiError as exc:
+            if exc.response.get("error") != "message_not_found":
+                raise
+            # Someone deleted the alert message: post it again rather than retrying forever.
+            posted = _post(client, channel, message)
+            alert_store.mark_delivered(services.store, alert, channel=posted["channel"], ts=posted["ts"])
+            return
+        alert_store.mark_delivered(services.store, alert, channel=alert.channel, ts=alert.ts)
     else:
+        # A crash between this post and recording its ts would post once more on restart: the
+        # one window where a repeat is possible, kept as small as a single call.
         posted = _post(client, channel, message)
-        alert_store.mark_delivered(
-            services.store, alert.id, channel=posted["channel"], ts=posted["ts"], rendered_count=alert.count
-        )
-
-
-def _refresh(services: Services, client: WebClient, alert_id: int) -> None:
-    alert_store.mark_dirty(services.store, alert_id)
-    deliver_alerts(services, client)
+        alert_store.mark_delivered(services.store, alert, channel=posted["channel"], ts=posted["ts"])
 
 
 def _team_mentions(services: Services, client: WebClient) -> list[str]:
@@ -385,9 +386,18 @@ def register(app: App, services: Services) -> None:
             _say_privately(respond, "The actor has already been asked about this alert.")
             return
         asked = alert_store.get_alert(services.store, alert.id)
-        dm = client.conversations_open(users=alert.owner)["channel"]["id"]
-        posted = _post(client, dm, actor_question(asked))
-        alert_store.set_actor_dm(services.store, alert.id, posted["channel"], posted["ts"])
+        try:
+            dm = client.conversations_open(users=alert.owner)["channel"]["id"]
+            posted = _post(client, dm, actor_question(asked))
+        except SlackApiError as exc:
+            # Still "asked": without an answer it escalates at the deadline like any other.
+            _say_privately(
+                respond,
+                f"I could not DM {mention(alert.owner)} ({escape(exc.response.get('error', 'error'))}); "
+                "without an answer this escalates at the deadline.",
+            )
+        else:
+            alert_store.set_actor_dm(services.store, alert.id, posted["channel"], posted["ts"])
         deliver_alerts(services, client)
 
     def on_answer(confirmed: bool):  # noqa: ANN202 - returns a Bolt listener
