@@ -24,7 +24,7 @@ EVENT_PATTERN = {
         {"detail-type": ["AWS Console Sign In via CloudTrail"]},
         {
             "detail-type": ["AWS API Call via CloudTrail"],
-            "detail": {"eventSource": ["iam.amazonaws.com", "cloudtrail.amazonaws.com", "sts.amazonaws.com"]},
+            "detail": {"eventSource": ["iam.amazonaws.com", "cloudtrail.amazonaws.com"]},
         },
         {"detail-type": ["AWS API Call via CloudTrail"], "detail": {"userIdentity": {"type": ["Root"]}}},
         {"source": ["aws.access-analyzer"], "detail-type": ["Access Analyzer Finding"]},
