@@ -692,7 +692,7 @@ class _Evaluator:
                 self.candidate(
                     CONSOLE_LOGIN_FAILURES,
                     f"{e.account_id}|{user}",
-                    f"{n} failed console sign-ins for {user} within {_human(per_user.window)}",
+                    f"{n} failed console sign-ins for {user} within {human_duration(per_user.window)}",
                     failures=n,
                     user=user,
                 )
@@ -704,7 +704,7 @@ class _Evaluator:
                 self.candidate(
                     PASSWORD_SPRAY,
                     e.account_id,
-                    f"Failed console sign-ins for {users} different users within {_human(spray.window)}",
+                    f"Failed console sign-ins for {users} different users within {human_duration(spray.window)}",
                     distinct_users=users,
                 )
             )
@@ -846,7 +846,7 @@ class _Evaluator:
         ]
 
 
-def _human(delta: timedelta | None) -> str:
+def human_duration(delta: timedelta | None) -> str:
     if not delta:
         return "0s"
     seconds = int(delta.total_seconds())
@@ -1103,8 +1103,18 @@ def get_alert(store: Store, alert_id: int | str) -> Alert | None:
     return Alert.from_row(rows[0]) if rows else None
 
 
-def alerts(store: Store, *, where: str | None = None, params: Iterable[Any] = ()) -> list[Alert]:
-    return [Alert.from_row(r) for r in store.db["alerts"].rows_where(where, list(params), order_by="id")]
+def alerts(
+    store: Store,
+    *,
+    where: str | None = None,
+    params: Iterable[Any] = (),
+    newest_first: bool = False,
+    limit: int | None = None,
+) -> list[Alert]:
+    rows = store.db["alerts"].rows_where(
+        where, list(params), order_by="id DESC" if newest_first else "id", limit=limit
+    )
+    return [Alert.from_row(r) for r in rows]
 
 
 def pending_delivery(store: Store) -> list[Alert]:

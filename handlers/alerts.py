@@ -40,9 +40,9 @@ from handlers.blocks import (
     section,
     truncate,
 )
-from handlers.commands import CommandIO
+from handlers.commands import CommandIO, UserError, subcommand
 from handlers.ids import ActionId
-from handlers.models import BlockAction
+from handlers.models import BlockAction, SlashCommand
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,67 @@ def escalation_message(alert: Alert, team: list[str], *, reason: str) -> Message
         ],
         ephemeral=False,
     )
+
+
+OPEN_ALERTS_SHOWN = 15
+
+
+def open_alerts_message(open_alerts: list[Alert], total: int) -> Message:
+    """``/iam alerts``: unacknowledged alerts, newest first."""
+    if not open_alerts:
+        text = "No open alerts: every alert has been acknowledged."
+        return Message(text=text, blocks=[section(text)])
+    blocks: list[dict] = [header(f"Open alerts ({total})")]
+    for alert in open_alerts:
+        seen = f" · seen {alert.count} times" if alert.count > 1 else ""
+        blocks.append(
+            section(
+                f"{SEVERITY_EMOJI.get(alert.severity, '')} *{escape(alert.title)}*\n"
+                f"{code(alert.rule_id)} · {_when(alert.first_seen)} · account {code(alert.account_id)}"
+                f"{seen} · alert #{alert.id}"
+            )
+        )
+    if total > len(open_alerts):
+        blocks.append(context(f"{total - len(open_alerts)} older open alert(s) not shown."))
+    return Message(text=f"{total} open alert(s)", blocks=blocks)
+
+
+def rules_message(services: Services) -> Message:
+    """``/iam alerts rules``: the catalog with this deployment's overrides applied."""
+    blocks: list[dict] = [header("Alert rules")]
+    for rule in alert_store.rule_catalog(services.config):
+        limits = []
+        if rule.threshold is not None:
+            limits.append(f"threshold {rule.threshold}")
+        if rule.window is not None:
+            limits.append(f"window {alert_store.human_duration(rule.window)}")
+        limits.append(f"dedupe {alert_store.human_duration(rule.dedupe_window)}")
+        state = "" if rule.enabled else " _(disabled)_"
+        blocks.append(
+            section(
+                f"{code(rule.id)} · {rule.severity.value}{state}\n{escape(rule.description)}\n"
+                f"_{escape(', '.join(limits))}_"
+            )
+        )
+    return Message(text="Alert rules", blocks=blocks)
+
+
+@subcommand(
+    "alerts",
+    usage="alerts [rules]",
+    summary="Open (unacknowledged) alerts, or the alert rules and their settings.",
+    team_only=True,
+)
+def show_alerts(cmd: SlashCommand, io: CommandIO) -> Message:
+    args = [a.lower() for a in cmd.args]
+    if args == ["rules"]:
+        return rules_message(io.services)
+    if args:
+        raise UserError(f"Usage: {code('/iam alerts')} or {code('/iam alerts rules')}")
+    store = io.services.store
+    total = store.db.execute("SELECT COUNT(*) FROM alerts WHERE state = 'open'").fetchone()[0]
+    shown = alert_store.alerts(store, where="state = 'open'", newest_first=True, limit=OPEN_ALERTS_SHOWN)
+    return open_alerts_message(shown, total)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -158,3 +158,19 @@ def test_jit_correlation_by_source_identity_inside_the_approved_window(make_bot,
     ingest(bot, outside)
     linked = [a.jit_request_id for a in alert_store.alerts(bot.store)]
     assert linked == ["req-by-identity", None]
+
+
+def test_iam_alerts_lists_open_alerts_for_the_security_team_only(make_bot, clock):
+    bot = make_bot(alerts_config(rules={"CONSOLE_LOGIN_FAILURES": {"threshold": 3}}))
+    ingest(bot, event("console_login_root_success", clock.now()))
+    ingest(bot, event("stop_logging", clock.now()))
+    alert_store.acknowledge(bot.store, 2, "U0SEC1", clock.now())
+    body = bot.command("U0SEC1", "alerts").json()
+    text = message_text(body)
+    assert "Open alerts (1)" in text and "Root user signed in" in text and "StopLogging" not in text
+    assert body["response_type"] == "ephemeral"
+    rules = message_text(bot.command("U0SEC1", "alerts rules").json())
+    assert "`CONSOLE_LOGIN_FAILURES` · medium" in rules and "threshold 3, window 15m, dedupe 1h" in rules
+    refused = bot.command("U0BOB", "alerts").json()
+    assert "for the security team" in refused["text"]
+    assert "Usage" in message_text(bot.command("U0SEC1", "alerts nonsense").json())
