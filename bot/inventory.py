@@ -43,6 +43,7 @@ AWS_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
 # Up to this many distinct attached AWS-managed policies are read one by one (2 calls each);
 # beyond it one filtered GAAD read (a few large pages) is cheaper in calls.
 MAX_SINGLE_AWS_POLICIES = 6
+PAGE = {"PageSize": 1000}  # the largest page IAM's list calls allow: fewer round trips
 OPTIONAL_SERVICES = frozenset({"accessanalyzer"})
 OPTIONAL_RETRIES = BotoConfig(retries={"mode": "adaptive", "max_attempts": 3})
 REPORT_POLL_DELAYS = (0.5, 1, 2, 4, 8, 8, 8, 8, 8, 8)  # seconds; ~55 s in all before giving up
@@ -142,30 +143,43 @@ class _Collector:
             "Policies": [],
         }
         paginator = self.client("iam").get_paginator("get_account_authorization_details")
-        for page in paginator.paginate(Filter=GAAD_FILTER):
+        for page in paginator.paginate(Filter=GAAD_FILTER, PaginationConfig=PAGE):
             for key, items in merged.items():
                 items.extend(page.get(key) or [])
         return merged
 
     def aws_managed_policies(self, arns: set[str]) -> list[dict[str, Any]]:
-        """GAAD-shaped entries (default version only) for the attached AWS-managed policies."""
+        """GAAD-shaped entries (default version only) for the attached AWS-managed policies.
+
+        A few: ``ListPolicies(Scope=AWS, OnlyAttached)`` names their default versions in one call,
+        then one ``GetPolicyVersion`` each. Many: one GAAD read filtered to AWS-managed policies.
+        """
         if not arns:
             return []
         iam = self.client("iam")
         if len(arns) > MAX_SINGLE_AWS_POLICIES:
             found = []
             for page in iam.get_paginator("get_account_authorization_details").paginate(
-                Filter=["AWSManagedPolicy"]
+                Filter=["AWSManagedPolicy"], PaginationConfig=PAGE
             ):
                 found.extend(p for p in page.get("Policies") or [] if p.get("Arn") in arns)
             return [_default_version_only(p) for p in found]
+        listed = {
+            p["Arn"]: p
+            for p in self.paginate(
+                "iam", "list_policies", "Policies", Scope="AWS", OnlyAttached=True, PaginationConfig=PAGE
+            )
+            if p.get("Arn") in arns
+        }
         out = []
         for arn in sorted(arns):
-            policy = self.optional(
-                f"iam:GetPolicy {arn}", lambda a=arn: iam.get_policy(PolicyArn=a)["Policy"]
-            )
-            if policy is None:
-                continue
+            policy = listed.get(arn)
+            if policy is None:  # e.g. used only as a permissions boundary, which is not an attachment
+                policy = self.optional(
+                    f"iam:GetPolicy {arn}", lambda a=arn: iam.get_policy(PolicyArn=a)["Policy"]
+                )
+                if policy is None:
+                    continue
             version = self.optional(
                 f"iam:GetPolicyVersion {arn}",
                 lambda p=policy: iam.get_policy_version(PolicyArn=p["Arn"], VersionId=p["DefaultVersionId"])[
@@ -274,7 +288,7 @@ def collect(
         "role_max_session_duration",
         lambda: {
             r["Arn"]: r.get("MaxSessionDuration")
-            for r in c.paginate("iam", "list_roles", "Roles", PaginationConfig={"PageSize": 1000})
+            for r in c.paginate("iam", "list_roles", "Roles", PaginationConfig=PAGE)
         },
         default={},
     )
@@ -284,11 +298,14 @@ def collect(
     summary = c.optional("account_summary", lambda: iam.get_account_summary()["SummaryMap"])
     password_policy = c.optional("password_policy", c.password_policy, default=None)
     virtual_mfa = c.optional(
-        "virtual_mfa_devices", lambda: c.paginate("iam", "list_virtual_mfa_devices", "VirtualMFADevices")
+        "virtual_mfa_devices",
+        lambda: c.paginate("iam", "list_virtual_mfa_devices", "VirtualMFADevices", PaginationConfig=PAGE),
     )
     certificates = c.optional(
         "server_certificates",
-        lambda: c.paginate("iam", "list_server_certificates", "ServerCertificateMetadataList"),
+        lambda: c.paginate(
+            "iam", "list_server_certificates", "ServerCertificateMetadataList", PaginationConfig=PAGE
+        ),
     )
     saml = c.optional("saml_providers", lambda: iam.list_saml_providers().get("SAMLProviderList", []))
     oidc = c.optional(

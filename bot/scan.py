@@ -176,6 +176,7 @@ def _collect_one(
             kwargs["sleep"] = sleep
         inventory = collect(aws, **kwargs)
         inventory["api_calls"] = counter.total  # the assume-role call counts too
+        inventory["api_calls_by_operation"] = dict(counter.by_operation)
         return target, inventory, counter.total, None
     except CollectError as exc:
         return target, None, counter.total, str(exc)

@@ -27,18 +27,20 @@ finding, and unknown ones are left as they are.
 
 from __future__ import annotations
 
+import functools
 import importlib
-import string
+import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any, Protocol
 
-from bot.escalation import find_escalations
+from bot.escalation import METHODS, find_escalations
 from bot.findings import Finding, FindingStatus, Severity
 from bot.inventory import PolicyIndex, report_date, unknown_source
-from bot.policy import is_full_admin
+from bot.policy import Statement, evaluate, is_full_admin, service_wildcards
 from bot.settings import Config, ScanConfig
 
 # Theme modules whose checks make up the catalog (imported by ``load_checks``).
@@ -71,6 +73,82 @@ class Hit:
     unknown: bool = False
 
 
+ESCALATION_ACTIONS = tuple(sorted({a.lower() for m in METHODS for a in m.actions}))
+_LIMITS = ("permissions-boundary", "session")
+
+
+def _actions_regex(stmt: Statement) -> re.Pattern[str]:
+    """One regular expression for all of a statement's Action (or NotAction) globs, lower case."""
+    patterns = stmt.actions if stmt.actions is not None else (stmt.not_actions or ())
+    return re.compile("|".join(_glob_source(p) for p in patterns) or "(?!)")
+
+
+@functools.lru_cache(maxsize=65536)
+def _glob_source(pattern: str) -> str:
+    """IAM action glob → regex source: ``*`` any run, ``?`` one character, case-insensitive."""
+    return "(?:" + re.escape(pattern.strip().lower()).replace(r"\*", ".*").replace(r"\?", ".") + ")"
+
+
+def relevant_to(statements: Iterable[Statement], actions: Iterable[str]) -> list[Statement]:
+    """The statements that can bear on any of ``actions`` (lower case, no wildcards).
+
+    ``bot.policy.evaluate`` only ever looks at statements whose Action (or NotAction) matches the
+    action asked about, so leaving the others out changes no decision and makes evaluations of
+    principals with the same relevant policies identical (they are cached). Permission boundaries
+    and session policies are always kept: an empty boundary must still deny.
+    """
+    wanted = tuple(a.lower() for a in actions)
+    return [s for s in statements if s.source.kind in _LIMITS or _bears_on(s, wanted)]
+
+
+_MEMO: dict[tuple[int, Any], tuple[Statement, Any]] = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def _memo(stmt: Statement, tag: Any, compute: Callable[[Statement], Any]) -> Any:
+    """A per-statement-object memo: a managed policy's statements are shared by every principal it is
+    attached to, so a fact about one (say, "matches iam:PassRole") is worked out once per scan."""
+    key = (id(stmt), tag)
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is stmt:
+        return hit[1]
+    result = compute(stmt)
+    with _MEMO_LOCK:
+        if len(_MEMO) > 200_000:
+            _MEMO.clear()
+        _MEMO[key] = (stmt, result)  # holding stmt keeps its id() from being reused while cached
+    return result
+
+
+def _bears_on(stmt: Statement, wanted: tuple[str, ...]) -> bool:
+    """Does the statement's Action/NotAction match one of ``wanted``?"""
+
+    def compute(s: Statement) -> bool:
+        matcher = _memo(s, "actions-regex", _actions_regex)
+        if s.actions is not None:
+            return any(matcher.fullmatch(a) for a in wanted)
+        return not all(matcher.fullmatch(a) for a in wanted)
+
+    return _memo(stmt, wanted, compute)
+
+
+def _may_matter_for_admin(stmt: Statement) -> bool:
+    """Could ``is_full_admin`` look at this statement? (Allow * on *, any Deny, boundaries.)"""
+
+    def compute(s: Statement) -> bool:
+        if s.effect == "Deny" or s.source.kind in _LIMITS:
+            return True
+        if s.resources is None or "*" not in s.resources:
+            return False
+        return s.actions is None or any(p.strip() in ("*", "*:*") for p in s.actions)
+
+    return _memo(stmt, "admin?", compute)
+
+
+def _service_wildcards(stmt: Statement) -> list[tuple[str, Statement]]:
+    return service_wildcards([stmt])
+
+
 @dataclass
 class CheckContext:
     """What a check sees: the snapshot, the config, now, and (optionally) who owns what."""
@@ -79,8 +157,9 @@ class CheckContext:
     config: Config
     now: datetime
     owners: Owners | None = None
-    _admin: dict[tuple[str, bool], Any] = field(default_factory=dict, repr=False)
+    _admin: dict[tuple, Any] = field(default_factory=dict, repr=False)
     _escalations: dict[tuple, Any] = field(default_factory=dict, repr=False)
+    _decisions: dict[tuple, Any] = field(default_factory=dict, repr=False)
 
     @property
     def settings(self) -> ScanConfig:
@@ -136,21 +215,41 @@ class CheckContext:
         return self.index.statements(arn, own_only=own_only)
 
     def full_admin(self, arn: str, *, own_only: bool = False) -> Any:
-        """``bot.policy.is_full_admin`` over the principal's statements (a Decision or None)."""
-        key = (arn, own_only)
+        """``bot.policy.is_full_admin`` over the principal's statements (a Decision or None).
+
+        Only Allow-`*`-on-`*` statements, Denies and boundaries can matter to it; principals with the
+        same such statements share one answer."""
+        statements = [s for s in self.effective(arn, own_only=own_only)[0] if _may_matter_for_admin(s)]
+        key = tuple(sorted(id(s) for s in statements))
         if key not in self._admin:
-            self._admin[key] = is_full_admin(self.effective(arn, own_only=own_only)[0])
+            self._admin[key] = is_full_admin(statements)
         return self._admin[key]
+
+    def service_wildcards(self, arn: str, *, own_only: bool = False) -> list[tuple[str, Statement]]:
+        """``bot.policy.service_wildcards`` over the principal's statements, memoised per statement."""
+        return [
+            hit
+            for s in self.effective(arn, own_only=own_only)[0]
+            for hit in _memo(s, "svc*", _service_wildcards)
+        ]
 
     def escalations(self, arn: str) -> tuple[list[Any], list[str]]:
         """``bot.escalation.find_escalations`` over the principal's effective statements.
 
         Principals with the same policies (say, 300 members of one group) share one evaluation."""
-        statements, _ = self.effective(arn)
+        statements = relevant_to(self.effective(arn)[0], ESCALATION_ACTIONS)
         signature = tuple(sorted(id(s) for s in statements))
         if signature not in self._escalations:
             self._escalations[signature] = find_escalations(statements, account_id=self.account_id or None)
         return self._escalations[signature]
+
+    def decide(self, arn: str, action: str, resource: str = "*", *, own_only: bool = False) -> Any:
+        """``bot.policy.evaluate`` for one principal, shared by principals with the same relevant statements."""
+        statements = relevant_to(self.effective(arn, own_only=own_only)[0], (action,))
+        key = (action, resource, tuple(sorted(id(s) for s in statements)))
+        if key not in self._decisions:
+            self._decisions[key] = evaluate(statements, action, resource)
+        return self._decisions[key]
 
     def days_since(self, value: str | datetime | None) -> float | None:
         moment = report_date(value) if isinstance(value, str) or value is None else value
@@ -221,16 +320,12 @@ class Check:
         )
 
 
-class _Keep(dict):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+_FIELD = re.compile(r"\{(\w+)\}")
 
 
 def _fill(template: str, fields: Mapping[str, Any]) -> str:
-    try:
-        return string.Formatter().vformat(template, (), _Keep(fields))
-    except (ValueError, IndexError):
-        return template
+    """Replace ``{name}`` fields that are known; leave anything else as written."""
+    return _FIELD.sub(lambda m: str(fields[m[1]]) if m[1] in fields else m[0], template)
 
 
 CHECKS: dict[str, Check] = {}

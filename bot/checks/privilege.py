@@ -16,10 +16,8 @@ from bot.inventory import AWS_POLICY_PREFIX, attached_policy_names
 from bot.policy import (
     PolicyParseError,
     PolicySource,
-    evaluate,
     is_full_admin,
     parse_policy,
-    service_wildcards,
 )
 
 ADMIN_POLICY = "AdministratorAccess"
@@ -180,11 +178,8 @@ def passrole_or_assumerole_wildcard(ctx: CheckContext) -> Iterator[Hit]:
     for kind, _entry, arn, name in _kind_entries(ctx):
         if ctx.full_admin(arn, own_only=True) is not None:
             continue  # reported as ADMIN_POLICY_ATTACHED
-        statements, _ = ctx.effective(arn, own_only=True)
-        if not statements:
-            continue
         for action in ("iam:PassRole", "sts:AssumeRole"):
-            decision = evaluate(statements, action, probe)
+            decision = ctx.decide(arn, action, probe, own_only=True)
             if not decision.allowed:
                 continue
             cond = " (under conditions we could not evaluate)" if decision.conditional else ""
@@ -208,10 +203,9 @@ def passrole_or_assumerole_wildcard(ctx: CheckContext) -> Iterator[Hit]:
 )
 def service_wildcard(ctx: CheckContext) -> Iterator[Hit]:
     for kind, _entry, arn, name in _kind_entries(ctx):
-        statements, _ = ctx.effective(arn, own_only=True)
         found = [
             (service, stmt)
-            for service, stmt in service_wildcards(statements)
+            for service, stmt in ctx.service_wildcards(arn, own_only=True)
             if not (stmt.source.arn or "").startswith(AWS_POLICY_PREFIX)
             or stmt.source.name not in WILDCARD_EXEMPT
         ]

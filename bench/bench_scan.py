@@ -1,0 +1,242 @@
+"""Benchmark a full hygiene scan of one large account: API calls, wall time, peak memory.
+
+Run by hand: ``.venv/bin/python -m bench.bench_scan [USERS] [ROLES]`` (defaults 2000 and 500).
+
+A child process runs moto's server with a seeded account (USERS IAM users with console passwords,
+MFA on some, one or two access keys aged over the last year, groups, admin, inline and direct
+policies; ROLES roles with same-account, service and cross-account trust, admin and inline
+policies, last-used dates) plus the local Access Analyzer stand-in. The parent process is the
+scanner alone, so its figures are the scan's: ``bot.scan.scan_accounts`` collects the snapshot
+over HTTP, runs every check, and stores snapshot and findings in a fresh SQLite file.
+
+Targets (issue 3): at most 20 API calls for the account, plus pagination pages; under 5 s wall;
+under 300 MB peak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.sandbox.aws import DUMMY_ENV
+
+ACCOUNT_ID = "123456789012"
+NOW = datetime.now(UTC).replace(microsecond=0)
+AWS = "arn:aws:iam::aws:policy/"
+
+
+def _doc(*statements: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _allow(action, resource="*") -> dict:  # noqa: ANN001
+    return {"Effect": "Allow", "Action": action, "Resource": resource}
+
+
+def _trust(principal: dict) -> str:
+    return _doc({"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"})
+
+
+def seed(sandbox, users: int, roles: int) -> None:  # noqa: ANN001
+    """Create the account straight in moto's backend (seeding over HTTP would take minutes)."""
+    from moto.iam.models import AccessKeyLastUsed
+
+    from bot.sandbox.aws import RootAccount
+
+    rng = random.Random(7)
+    b = sandbox.iam_backend()
+    b.update_account_password_policy(
+        allow_change_password=True,
+        hard_expiry=False,
+        max_password_age=0,
+        minimum_password_length=8,
+        password_reuse_prevention=0,
+        require_lowercase_characters=False,
+        require_numbers=False,
+        require_symbols=False,
+        require_uppercase_characters=False,
+    )
+    custom = {
+        "legacy-admin": _doc(_allow("*")),
+        "deploy": _doc(_allow(["lambda:*", "iam:PassRole"])),
+        "data-read": _doc(_allow(["s3:GetObject", "s3:ListBucket"], "arn:aws:s3:::data/*")),
+        "policy-editor": _doc(_allow("iam:CreatePolicyVersion")),
+    }
+    arns = {}
+    for name, document in custom.items():
+        arns[name] = b.create_policy("", "/", document, name, []).arn
+    groups = {
+        "admins": [AWS + "AdministratorAccess"],
+        "developers": [AWS + "ReadOnlyAccess", arns["deploy"]],
+        "analysts": [arns["data-read"]],
+        "support": [AWS + "AWSSupportAccess"],
+    }
+    for group, policies in groups.items():
+        b.create_group(group, "/")
+        for arn in policies:
+            b.attach_group_policy(arn, group)
+    b.put_group_policy("developers", "ops", _doc(_allow(["ec2:StartInstances", "ec2:StopInstances"])))
+    group_names = list(groups)
+
+    def ago(days: float) -> datetime:
+        return NOW - timedelta(days=days, seconds=rng.randint(0, 3600))
+
+    for i in range(users):
+        name = f"user-{i:04d}"
+        user = b.create_user("us-east-1", name, "/", [{"Key": "email", "Value": f"{name}@example.com"}])
+        user.create_date = ago(rng.uniform(30, 900))
+        b.add_user_to_group(group_names[0] if i % 50 == 0 else rng.choice(group_names[1:]), name)
+        if rng.random() < 0.6:
+            b.create_login_profile(name, "Passw0rd!Passw0rd")
+            user.password_last_used = ago(rng.uniform(0, 120)) if rng.random() < 0.9 else None
+            if rng.random() < 0.5:
+                device = b.create_virtual_mfa_device(name, "/")
+                b.enable_mfa_device(name, device.serial_number, "123456", "654321")
+        for _ in range(2 if rng.random() < 0.05 else (1 if rng.random() < 0.7 else 0)):
+            key = b.create_access_key(name)
+            key.create_date = ago(rng.uniform(1, 400))
+            if rng.random() < 0.85:
+                key.last_used = AccessKeyLastUsed(
+                    timestamp=ago(rng.uniform(0, 200)), service="s3", region="us-east-1"
+                )
+        if rng.random() < 0.1:
+            b.put_user_policy(name, "own-s3", _doc(_allow("s3:PutObject", f"arn:aws:s3:::home/{name}/*")))
+        if rng.random() < 0.05:
+            b.attach_user_policy(AWS + "SecurityAudit", name)
+        if i % 400 == 7:
+            b.attach_user_policy(arns["policy-editor"], name)
+
+    trusts = [
+        _trust({"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"}),
+        _trust({"Service": "lambda.amazonaws.com"}),
+        _trust({"AWS": "arn:aws:iam::999988887777:root"}),
+    ]
+    for i in range(roles):
+        name = f"role-{i:04d}"
+        role = b.create_role(name, trusts[i % 3] if i % 10 else trusts[0], "/", None, "", [], None)
+        if i % 25 == 0:
+            b.attach_role_policy(AWS + "AdministratorAccess", name)
+        elif i % 3 == 1:
+            b.put_role_policy(name, "work", _doc(_allow(["s3:*", "dynamodb:GetItem"])))
+        else:
+            b.attach_role_policy(AWS + "ReadOnlyAccess", name)
+        role.create_date = ago(rng.uniform(30, 700))
+        if rng.random() < 0.8:
+            role.last_used = ago(rng.uniform(0, 200))
+            role.last_used_region = "us-east-1"
+    sandbox.set_root(RootAccount(mfa_active=True, password_last_used=ago(40)))
+
+
+def serve(users: int, roles: int) -> None:
+    """Child: moto + Access Analyzer stand-in, seeded; prints the endpoints, then waits for stdin EOF."""
+    from bot.sandbox.access_analyzer import AccessAnalyzerStub
+    from bot.sandbox.aws import MotoSandbox
+
+    sandbox = MotoSandbox().start()
+    analyzer = AccessAnalyzerStub(page_size=100).start()
+    arn = analyzer.add_analyzer("account")
+    for i in range(0, roles, 50):
+        analyzer.add_finding(arn, f"arn:aws:iam::{ACCOUNT_ID}:role/role-{i:04d}")
+    started = time.monotonic()
+    seed(sandbox, users, roles)
+    print(
+        json.dumps(
+            {"moto": sandbox.endpoint_url, "analyzer": analyzer.url, "seed_s": time.monotonic() - started}
+        )
+    )
+    sys.stdout.flush()
+    sys.stdin.read()
+    analyzer.stop()
+    sandbox.stop()
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--serve"]:
+        serve(int(argv[1]), int(argv[2]))
+        return 0
+    users = int(argv[0]) if argv else 2000
+    roles = int(argv[1]) if len(argv) > 1 else 500
+    env = {**os.environ, **DUMMY_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    print(f"seeding moto with {users} users and {roles} roles (child process)…", flush=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.bench_scan", "--serve", str(users), str(roles)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        endpoints = json.loads(child.stdout.readline())
+        print(f"seeded in {endpoints['seed_s']:.1f} s")
+        os.environ.update(DUMMY_ENV)
+        os.environ["AWS_ENDPOINT_URL"] = endpoints["moto"]
+        os.environ["AWS_ENDPOINT_URL_ACCESSANALYZER"] = endpoints["analyzer"]
+
+        from bot.clock import FrozenClock
+        from bot.policy import ActionCatalog
+        from bot.scan import AccountTarget, scan_accounts, summary_line
+        from bot.services import Services
+        from bot.settings import Config, load_settings
+
+        ActionCatalog.default()  # loaded once per process at start-up; not part of a scan
+        workdir = Path(tempfile.mkdtemp(prefix="iamwarden-bench-"))
+        settings = load_settings(db=workdir / "bench.db", config=Config())
+        services = Services.from_settings(settings, clock=FrozenClock(NOW))
+        phases: list[tuple[float, str]] = []
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        started = time.perf_counter()
+        [scan] = scan_accounts(
+            services,
+            targets=[AccountTarget(ACCOUNT_ID, "bench")],
+            progress=lambda account, phase: phases.append((time.perf_counter(), phase)),
+        )
+        wall = time.perf_counter() - started
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # A second scan under tracemalloc for the Python heap's peak (tracemalloc slows it down).
+        tracemalloc.start()
+        scan_accounts(services, targets=[AccountTarget(ACCOUNT_ID, "bench")])
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        child.stdin.close()
+        child.wait(timeout=60)
+
+    if scan.error:
+        print("scan failed:", scan.error)
+        return 1
+    inv = scan.inventory
+    print(
+        f"\naccount: {len(inv['users'])} users, {len(inv['roles'])} roles, {len(inv['groups'])} groups, "
+        f"{len(inv['policies'])} policies in the snapshot"
+    )
+    print(f"API calls: {scan.api_calls}")
+    for operation, count in sorted(inv.get("api_calls_by_operation", {}).items()):
+        print(f"  {count:3d}  {operation}")
+    print(f"wall time: {wall:.2f} s (collect + checks + store; moto's own XML rendering included)")
+    for (moment, phase), (end, _) in zip(phases, [*phases[1:], (started + wall, "")], strict=True):
+        print(f"  {end - moment:6.2f} s  {phase}")
+    print(
+        f"peak memory: {peak / 1e6:.0f} MB Python heap during a scan (tracemalloc); max RSS of the scanner "
+        f"process {rss:.0f} MB ({rss_before:.0f} MB before the scan, with the IAM action catalog loaded)"
+    )
+    print(f"findings: {len(scan.findings)}")
+    print(summary_line(scan))
+    counts = Counter(f.check_id for f in scan.findings)
+    print("  " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
