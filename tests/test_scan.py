@@ -381,3 +381,51 @@ def test_every_check_has_complete_metadata_and_is_in_the_readme():
         assert check.title and check.risk and check.console, check.id
         assert re.fullmatch(r"[A-Z][A-Z_]+", check.id)
         assert f"`{check.id}`" in readme, f"README's hygiene scan section does not list {check.id}"
+
+
+def test_an_unreadable_credential_report_makes_its_checks_unknown_never_a_pass(aws, clock):
+    from bot.aws import AwsFactory
+    from bot.inventory import collect
+
+    iam = boto3.client("iam")
+    iam.create_user(UserName="bob")
+    iam.create_login_profile(UserName="bob", Password=PASSWORD)
+    inventory = collect(AwsFactory(), account_id=ACCOUNT_ID, clock=clock, sleep=lambda s: None)
+    # What collect records when GenerateCredentialReport is denied:
+    inventory["credential_report"] = None
+    inventory["unknown_sources"] = [
+        {"source": "credential_report", "reason": "AWS denied credential_report (AccessDenied)"}
+    ]
+    findings = run_checks(inventory, Config(), now=clock.now())
+    for check_id in (
+        "USER_CONSOLE_NO_MFA",
+        "ADMIN_NO_MFA",
+        "ACCESS_KEY_NOT_ROTATED",
+        "PASSWORD_UNUSED",
+        "ROOT_MFA_DISABLED",
+    ):
+        [finding] = [f for f in findings if f.check_id == check_id]
+        assert finding.status.value == "unknown" and "AccessDenied" in finding.detail, check_id
+    # Checks that do not need the report still ran.
+    assert ("USER_DIRECT_POLICIES", "bob") not in failed(findings)
+    assert [f.status.value for f in findings if f.check_id == "PASSWORD_POLICY_WEAK"] == ["fail"]
+
+
+def test_cli_reports_an_unreachable_account_and_exits_3(aws, clock, tmp_path, sts_checks_roles):
+    _seed_small(aws, clock)
+    config = (
+        f'[[accounts]]\nid = "{ACCOUNT_ID}"\nname = "main"\n\n'
+        '[[accounts]]\nid = "555566667777"\nname = "lost"\nrole_arn = "arn:aws:iam::555566667777:role/audit"\n'
+    )
+    result = _cli(tmp_path, "scan", "--format", "json", config=config)
+    assert result.returncode == 3
+    document = json.loads(result.stdout)
+    assert {a["account_id"]: a["status"] for a in document["accounts"]} == {
+        ACCOUNT_ID: "ok",
+        "555566667777": "failed",
+    }
+    assert any(f["account_id"] == ACCOUNT_ID for f in document["findings"])
+    assert result.stderr.startswith(
+        "iamwarden: lost: AWS denied assuming arn:aws:iam::555566667777:role/audit"
+    )
+    assert "Traceback" not in result.stderr
