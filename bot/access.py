@@ -138,7 +138,7 @@ def m101_access(db: sqlite_utils.Database) -> None:
 _SECRET_FIELDS = re.compile(
     r"(<(SecretAccessKey|SessionToken)>)[^<]*(</\2>)"
     r"|((?:SecretAccessKey|SessionToken|sessionKey|sessionToken|SigninToken)\\?[\"']?\s*[:=]\s*\\?[\"']?)[^\"'\s,&}\\]+"
-    r"|((?:AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN)=)\S+"
+    r"|((?:AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN)=)[^\s\\'\"]+"
 )
 
 
