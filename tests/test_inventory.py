@@ -163,3 +163,19 @@ def test_principal_statements_is_the_union_with_sources(iam, clock):
     assert evaluate(statements, "s3:DeleteBucket").decision == "explicit-deny"
     with pytest.raises(KeyError):
         principal_statements(inv, f"arn:aws:iam::{ACCOUNT_ID}:user/nobody")
+
+
+def test_a_report_that_never_completes_is_unknown_after_the_backoff(iam, clock, monkeypatch):
+    from moto.iam.models import IAMBackend
+
+    from bot.inventory import REPORT_POLL_DELAYS
+
+    monkeypatch.setattr(IAMBackend, "report_generated", lambda self: False)  # AWS keeps saying STARTED
+    iam.create_user(UserName="someone")
+    sleeps: list[float] = []
+    inv = collect(AwsFactory(), account_id=ACCOUNT_ID, clock=clock, sleep=sleeps.append)
+    assert sleeps == list(REPORT_POLL_DELAYS)  # backoff through the seam, no real waiting
+    assert inv["credential_report"] is None
+    [entry] = inv["unknown_sources"]
+    assert entry["source"] == "credential_report" and "ReportInProgress" in entry["reason"]
+    assert [u["UserName"] for u in inv["users"]] == ["someone"]  # the rest of the snapshot is there
