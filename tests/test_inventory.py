@@ -179,3 +179,45 @@ def test_a_report_that_never_completes_is_unknown_after_the_backoff(iam, clock, 
     [entry] = inv["unknown_sources"]
     assert entry["source"] == "credential_report" and "ReportInProgress" in entry["reason"]
     assert [u["UserName"] for u in inv["users"]] == ["someone"]  # the rest of the snapshot is there
+
+
+def test_authorization_details_pages_are_merged(iam, clock, monkeypatch):
+    """moto answers GAAD in one page whatever MaxItems says; make it page (3 entries a page) as AWS does."""
+    from moto.core.responses import ActionResult
+    from moto.iam.responses import IamResponse
+
+    def paged(self):
+        details = self.backend.get_account_authorization_details(self._get_param("Filter", []))
+        keys = {
+            "users": "UserDetailList",
+            "groups": "GroupDetailList",
+            "roles": "RoleDetailList",
+            "managed_policies": "Policies",
+        }
+        entries = [(keys[k], item) for k in keys for item in details[k]]
+        start = int(self._get_param("Marker") or 0)
+        page = entries[start : start + 3]
+        result = {name: [item for key, item in page if key == name] for name in keys.values()}
+        result["IsTruncated"] = start + 3 < len(entries)
+        if result["IsTruncated"]:
+            result["Marker"] = str(start + 3)
+        return ActionResult(result)
+
+    monkeypatch.setattr(IamResponse, "get_account_authorization_details", paged)
+    iam.create_group(GroupName="g")
+    for i in range(4):
+        iam.create_user(UserName=f"u{i}")
+        iam.create_role(
+            RoleName=f"r{i}",
+            AssumeRolePolicyDocument=doc(
+                {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ),
+        )
+    iam.create_policy(PolicyName="p", PolicyDocument=doc(allow("s3:ListBucket")))
+    aws = AwsFactory()
+    inv = collect(aws, account_id=ACCOUNT_ID, clock=clock, sleep=lambda s: None)
+    assert sorted(u["UserName"] for u in inv["users"]) == ["u0", "u1", "u2", "u3"]
+    assert sorted(r["RoleName"] for r in inv["roles"]) == ["r0", "r1", "r2", "r3"]
+    assert [g["GroupName"] for g in inv["groups"]] == ["g"]
+    assert [p["PolicyName"] for p in inv["policies"]] == ["p"]
+    assert aws.counter.by_operation["iam:GetAccountAuthorizationDetails"] == 4  # 10 entries, 3 a page
