@@ -116,6 +116,7 @@ class SnapshotBook:
 
 _BOOKS: dict[tuple, SnapshotBook] = {}
 _BOOKS_LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()
 
 
 def current_book(services: Services) -> SnapshotBook:
@@ -127,11 +128,18 @@ def current_book(services: Services) -> SnapshotBook:
         hit = _BOOKS.get(key)
     if hit is not None:
         return hit
-    book = SnapshotBook.build(services.config, store, rows)
-    with _BOOKS_LOCK:
-        if len(_BOOKS) > 8:
-            _BOOKS.clear()
-        _BOOKS[key] = book
+    # One thread parses a new snapshot; requests arriving meanwhile wait for it instead of each
+    # parsing the same inventory.
+    with _BUILD_LOCK:
+        with _BOOKS_LOCK:
+            hit = _BOOKS.get(key)
+        if hit is not None:
+            return hit
+        book = SnapshotBook.build(services.config, store, rows)
+        with _BOOKS_LOCK:
+            if len(_BOOKS) > 8:
+                _BOOKS.clear()
+            _BOOKS[key] = book
     return book
 
 
