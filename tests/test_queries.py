@@ -345,6 +345,10 @@ def test_risks_of_a_role_by_arn_and_a_user_by_name(world):
 def test_risks_unknown_principal_gets_closest_names(world):
     text = block_text(world.command("U0SEC1", "risks alcie").json())
     assert "No principal `alcie`" in text and "`alice`" in text
+    # A bare @handle (a client that did not turn it into a mention) is looked up in the directory.
+    assert "Administrator without MFA" in block_text(world.command("U0SEC1", "risks @alice").json())
+    text = block_text(world.command("U0SEC1", "risks @alicee").json())
+    assert "No principal `@alicee`" in text and "`@alice`" in text
 
 
 def test_risks_of_an_unmapped_member_never_pings_them(world):
