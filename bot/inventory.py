@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
@@ -50,6 +51,11 @@ REPORT_POLL_DELAYS = (0.5, 1, 2, 4, 8, 8, 8, 8, 8, 8)  # seconds; ~55 s in all b
 
 # Credential-report values that mean "no date".
 NO_VALUE = frozenset({"", "N/A", "n/a", "not_supported", "no_information"})
+
+
+# boto3 sessions are not thread-safe while making clients, and accounts are read concurrently
+# (sessions may be shared): clients are made one at a time, then used freely.
+CLIENT_LOCK = threading.Lock()
 
 
 class CollectError(RuntimeError):
@@ -94,16 +100,19 @@ class _Collector:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            if service in OPTIONAL_SERVICES:
-                # An optional source must not stall the scan: fewer retries, then "unknown".
-                client = self.aws.session.client(
-                    service, region_name=self.aws.region, config=RETRY_CONFIG.merge(OPTIONAL_RETRIES)
-                )
-                client.meta.events.register("before-call.*.*", self.aws.counter)
-            else:
-                client = self.aws.client(service)
-            self._clients[service] = client
+            with CLIENT_LOCK:
+                self._clients[service] = self._make_client(service)
         return self._clients[service]
+
+    def _make_client(self, service: str) -> Any:
+        if service not in OPTIONAL_SERVICES:
+            return self.aws.client(service)
+        # An optional source must not stall the scan: fewer retries, then "unknown".
+        client = self.aws.session.client(
+            service, region_name=self.aws.region, config=RETRY_CONFIG.merge(OPTIONAL_RETRIES)
+        )
+        client.meta.events.register("before-call.*.*", self.aws.counter)
+        return client
 
     def optional(self, source: str, read: Callable[[], Any], default: Any = None) -> Any:
         """Run one optional read; on any AWS error record the source as unknown and return default."""

@@ -28,7 +28,7 @@ from bot.aws import AwsFactory, CallCounter, describe_aws_error
 from bot.checks.catalog import CheckContext, Owners, iter_checks
 from bot.cli import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, command
 from bot.findings import Finding, FindingStatus, Severity, save_snapshot, sort_findings
-from bot.inventory import CollectError, Inventory, collect
+from bot.inventory import CLIENT_LOCK, CollectError, Inventory, collect
 from bot.settings import AccountConfig, Config, SuppressionConfig
 from bot.store import iso
 
@@ -170,7 +170,8 @@ def _collect_one(
         if target.role_arn:
             if say:
                 say("assuming " + target.role_arn)
-            aws = aws.for_role(target.role_arn, external_id=target.external_id)
+            with CLIENT_LOCK:  # for_role makes an STS client from a session other threads share
+                aws = aws.for_role(target.role_arn, external_id=target.external_id)
         kwargs: dict[str, Any] = {"account_id": target.account_id, "clock": clock, "progress": say}
         if sleep is not None:
             kwargs["sleep"] = sleep
