@@ -45,6 +45,7 @@ REVOCATION_POLICY_NAME = "iamwarden-revoked-sessions"
 # An inline policy's aggregate size per role is 10,240 characters.
 INLINE_POLICY_LIMIT = 10_240
 TAG_PREFIX = "iamwarden:"
+EXPIRY_SKEW = timedelta(minutes=5)
 
 
 class State(StrEnum):
@@ -721,7 +722,8 @@ def end_windows(services: Services) -> list[AccessRequest]:
     ids = [
         r[0]
         for r in services.store.execute(
-            "SELECT id FROM access_requests WHERE state = 'granted' AND window_end <= ?", [now]
+            "SELECT id FROM access_requests WHERE state = 'granted' AND kind != 'extension' AND window_end <= ?",
+            [now],
         ).fetchall()
     ]
     ended: list[AccessRequest] = []
@@ -743,8 +745,32 @@ def end_windows(services: Services) -> list[AccessRequest]:
                 account_id=request.account_id,
                 reason="the approved window ended",
             )
+            close_extensions(services, request_id, State.ENDED)
             ended.append(request)
     return ended
+
+
+def close_extensions(services: Services, parent_id: str, state: State) -> list[str]:
+    """When access ends, its extensions follow: applied ones take the parent's end state, pending
+    ones expire (nobody can approve more time on access that is over). Returns their ids."""
+    now = iso(services.clock.now())
+    services.store.execute(
+        "UPDATE access_requests SET state = ?, ended_at = ? WHERE parent_id = ? AND state = 'granted'",
+        [state.value, now, parent_id],
+    )
+    services.store.execute(
+        "UPDATE access_requests SET state = 'expired', ended_at = ? WHERE parent_id = ? AND state = 'pending'",
+        [now, parent_id],
+    )
+    return extension_ids(services, parent_id)
+
+
+def resolve_parent(services: Services, request_id: str) -> str:
+    """Buttons on an extension's message act on the access it extends."""
+    row = services.store.execute(
+        "SELECT parent_id FROM access_requests WHERE id = ? AND kind = 'extension'", [request_id]
+    ).fetchone()
+    return row[0] if row and row[0] else request_id
 
 
 # -- AWS: the grant -----------------------------------------------------------------------------
@@ -875,10 +901,13 @@ def _assume(services: Services, request: AccessRequest, reason: str) -> IssuedCr
     expiration = creds["Expiration"]
     if expiration.tzinfo is None:
         expiration = expiration.replace(tzinfo=UTC)
-    # moto (and a skewed clock) may report an expiry that disagrees with ours: ours is the promise.
-    expiration = min(expiration.astimezone(UTC), now + timedelta(seconds=duration)).replace(microsecond=0)
-    if expiration <= now:
-        expiration = now + timedelta(seconds=duration)
+    # AWS's Expiration is the truth when it agrees with our clock (within a few minutes of skew);
+    # when it does not (a moved test clock, a wildly skewed host), the duration we asked for is.
+    expected = now + timedelta(seconds=duration)
+    expiration = expiration.astimezone(UTC).replace(microsecond=0)
+    if abs(expiration - expected) > EXPIRY_SKEW:
+        log.debug("STS expiry %s disagrees with the clock's %s; using the latter", expiration, expected)
+        expiration = expected
     SCRUBBER.add(creds["SecretAccessKey"], expiration + timedelta(hours=1))
     SCRUBBER.add(creds["SessionToken"], expiration + timedelta(hours=1))
     issued = IssuedCredentials(
@@ -955,7 +984,7 @@ def grant(services: Services, request_id: str) -> tuple[AccessRequest, IssuedCre
 
 def reissue(services: Services, request_id: str, by: str) -> IssuedCredentials:
     """Get credentials again: a fresh session inside the approved window (requester only)."""
-    request = get_request(services, request_id)
+    request = get_request(services, resolve_parent(services, request_id))
     if request is None:
         raise AccessError(f"There is no access request {request_id}.")
     if by != request.requester:
@@ -1059,6 +1088,7 @@ def revoke(services: Services, request_id: str, by: str, *, done: bool = False) 
     Returns None when the request was not granted (already ended, revoked, …).
     """
     now = services.clock.now()
+    request_id = resolve_parent(services, request_id)
     changed = services.store.execute(
         "UPDATE access_requests SET state = 'revoked', ended_at = ?, ended_by = ? WHERE id = ? AND state = 'granted'",
         [iso(now), by, request_id],
@@ -1067,6 +1097,7 @@ def revoke(services: Services, request_id: str, by: str, *, done: bool = False) 
         return None
     request = get_request(services, request_id)
     assert request is not None
+    close_extensions(services, request_id, State.REVOKED)
     grants = grants_of(services, request_id)
     latest = max((g.expires_at for g in grants), default=None)
     until = max(latest or now, now)
@@ -1100,7 +1131,7 @@ def revoke(services: Services, request_id: str, by: str, *, done: bool = False) 
 
 def request_extension(services: Services, request_id: str, by: str) -> AccessRequest:
     """A new pending approval for more time on a granted request (requester only, capped in count)."""
-    parent = get_request(services, request_id)
+    parent = get_request(services, resolve_parent(services, request_id))
     if parent is None:
         raise AccessError(f"There is no access request {request_id}.")
     if by != parent.requester:
@@ -1388,3 +1419,12 @@ def claim_stuck_approvals(services: Services) -> list[AccessRequest]:
             log.info("finishing approval %s that stopped before its grant", request_id)
             claimed.append(request)
     return claimed
+
+
+def extension_ids(services: Services, parent_id: str) -> list[str]:
+    return [
+        r[0]
+        for r in services.store.execute(
+            "SELECT id FROM access_requests WHERE parent_id = ? ORDER BY created_at", [parent_id]
+        ).fetchall()
+    ]

@@ -728,9 +728,15 @@ def run_pending_expiry(services: Services, client: WebClient) -> None:
         )
 
 
+def refresh_with_extensions(services: Services, client: WebClient, request_id: str) -> None:
+    refresh(services, client, request_id)
+    for extension_id in access.extension_ids(services, request_id):
+        refresh(services, client, extension_id)
+
+
 def run_window_end(services: Services, client: WebClient) -> None:
     for request in access.end_windows(services):
-        refresh(services, client, request.id)
+        refresh_with_extensions(services, client, request.id)
         dm(
             client,
             request.requester,
@@ -920,7 +926,8 @@ def register(app: App, services: Services) -> None:
         if outcome is None:
             tell(client, user, action.channel_id, f"Request {request.id} is {request.state}; nothing to end.")
             return
-        refresh(services, client, request.id)
+        request = outcome.request
+        refresh_with_extensions(services, client, request.id)
         if outcome.policy_written:
             note = "Live sessions were cut off: the role now denies sessions issued to them before now."
         else:

@@ -669,6 +669,27 @@ def test_extend_needs_a_new_approval_and_moves_the_end_without_a_gap(jit, clock)
     click(bot, "U0ALICE", ActionId.ACCESS_EXTEND, request.id, message=request_messages(bot)[0])
     bot.slack.wait_for("chat.postEphemeral", lambda c: "most allowed" in c.args.get("text", ""))
     assert "extended" in [r["action"] for r in bot.store.audit_rows()]
+    # At the new end, the access and its extension end together, with one note to the requester.
+    clock.advance(minutes=56)  # 14:01
+    run_job(bot, access_handlers.run_window_end)
+    assert access.get_request(bot.services, request.id).state == "ended"
+    assert access.get_request(bot.services, extension.id).state == "ended"
+    assert len([m for m in bot.slack.messages("D0ALICE") if " ended at " in m["text"]]) == 1
+    assert all("Access ended" in text_of(m) for m in request_messages(bot))
+
+
+def test_revoke_from_an_extension_message_ends_the_access_it_extends(jit):
+    bot, _ = jit()
+    request, _ = request_and_approve(bot, text="request prod-admin 1h migrate")
+    click(bot, "U0ALICE", ActionId.ACCESS_EXTEND, request.id)
+    bot.slack.wait_for("chat.postMessage", lambda c: c.args["channel"] == APPROVALS, count=2)
+    extension = the_request(bot)
+    # Ending the access cancels the pending extension too (and its message loses its buttons).
+    click(bot, "U0ALICE", ActionId.ACCESS_DONE, extension.id, message=request_messages(bot)[0])
+    bot.slack.wait_for("chat.postEphemeral", lambda c: "ended" in c.args.get("text", ""))
+    assert access.get_request(bot.services, request.id).state == "revoked"
+    assert access.get_request(bot.services, extension.id).state == "expired"
+    assert not _has_action(request_messages(bot)[-1], ActionId.ACCESS_APPROVE)
 
 
 # -- break glass -------------------------------------------------------------------------------------------
