@@ -131,6 +131,12 @@ def m101_access(db: sqlite_utils.Database) -> None:
     db["access_grants"].create_index(["request_id"])
 
 
+@migrations()
+def m102_access_parent_index(db: sqlite_utils.Database) -> None:
+    # Extensions are looked up by the access they extend on every end, revoke and extend.
+    db["access_requests"].create_index(["parent_id"])
+
+
 # -- secrets never reach the logs --------------------------------------------------------------
 
 
