@@ -1399,7 +1399,8 @@ def truncate_reason(reason: str, limit: int = 200) -> str:
     return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
-STUCK_AFTER = timedelta(minutes=2)
+# Well beyond the longest AssumeRole with all its retries (8 attempts, 5 s connect + 30 s read).
+STUCK_AFTER = timedelta(minutes=10)
 
 
 def claim_stuck_approvals(services: Services) -> list[AccessRequest]:

@@ -860,7 +860,7 @@ def test_an_approval_interrupted_before_its_grant_is_finished_by_the_sweep(jit, 
     assert outcome == access.Approval.APPROVED
     run_job(bot, access_handlers.run_access_sweep)
     assert sts.calls == []  # too early to call it stuck
-    clock.advance(minutes=3)
+    clock.advance(minutes=11)
     run_job(bot, access_handlers.run_access_sweep)
     run_job(bot, access_handlers.run_access_sweep)
     [ephemeral] = wait_for_credentials(bot)
