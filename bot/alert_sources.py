@@ -13,15 +13,17 @@ was read. Re-read events are skipped by event id, so overlapping reads are free 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.alerts import CloudTrailEvent, EventParseError, ingest, parse_eventbridge, parse_lookup
-from bot.aws import describe_aws_error
+from bot.aws import AwsFactory, describe_aws_error
 from bot.services import Services
 from bot.store import iso
 
@@ -61,6 +63,20 @@ def _record(services: Services, event: CloudTrailEvent, source: str, report: Pol
         report.alert_ids += result.alert_ids
 
 
+def _regional(services: Services, region: str | None) -> AwsFactory:
+    """The bot's AWS factory, in ``region`` when that differs from the bot's own."""
+    if not region or region == services.aws.region:
+        return services.aws
+    return AwsFactory(region=region, session=services.aws.session, counter=services.aws.counter)
+
+
+def queue_region(queue_url: str) -> str | None:
+    """``https://sqs.eu-west-1.amazonaws.com/…`` → ``eu-west-1`` (None for other hosts, e.g. local)."""
+    host = urlsplit(queue_url).hostname or ""
+    match = re.fullmatch(r"sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?", host)
+    return match.group(1) if match else None
+
+
 # ---------------------------------------------------------------------------------------------
 # SQS
 
@@ -78,7 +94,7 @@ def consume_queue(
     report = PollReport()
     if not queue_url:
         return report
-    sqs = services.aws.client("sqs")
+    sqs = _regional(services, queue_region(queue_url)).client("sqs")
     wait = cfg.sqs_wait_seconds if wait_seconds is None else wait_seconds
     seen: set[str] = set()
     for batch in range(max_batches or cfg.sqs_max_batches):
@@ -233,7 +249,7 @@ def poll_lookup_events(services: Services, *, limiter: RateLimiter | None = None
         if checkpoint
         else now - cfg.lookup_initial_lookback
     )
-    client = services.aws.client("cloudtrail")
+    client = _regional(services, cfg.lookup_region).client("cloudtrail")
     # History pages come newest first; windowed rules need the events in time order, so collect
     # every page, then ingest oldest first.
     collected: dict[str, CloudTrailEvent] = {}

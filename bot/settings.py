@@ -178,6 +178,8 @@ class AlertsConfig(_Section):
     lookup_initial_lookback: timedelta = timedelta(hours=1)
     lookup_overlap: timedelta = timedelta(minutes=15)
     lookup_rate_per_second: float = Field(default=2.0, gt=0, le=2.0)
+    # Event history is per region; IAM, STS and console sign-in events are recorded in us-east-1.
+    lookup_region: str = "us-east-1"
 
     @field_validator("rules")
     @classmethod

@@ -174,3 +174,13 @@ def test_iam_alerts_lists_open_alerts_for_the_security_team_only(make_bot, clock
     refused = bot.command("U0BOB", "alerts").json()
     assert "for the security team" in refused["text"]
     assert "Usage" in message_text(bot.command("U0SEC1", "alerts nonsense").json())
+
+
+def test_the_sqs_client_follows_the_queue_urls_region(make_bot):
+    from bot.alert_sources import _regional, queue_region
+
+    assert queue_region("https://sqs.eu-west-1.amazonaws.com/123456789012/iamwarden-alerts") == "eu-west-1"
+    assert queue_region("http://127.0.0.1:5000/123456789012/iamwarden-alerts") is None
+    bot = make_bot(alerts_config())
+    assert _regional(bot.services, "eu-west-1").client("sqs").meta.region_name == "eu-west-1"
+    assert _regional(bot.services, None) is bot.services.aws
