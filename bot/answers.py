@@ -148,10 +148,10 @@ def next_scan_at(services: Services) -> datetime | None:
     schedule = services.config.schedule
     if not schedule.scan_cron:
         return None
-    from apscheduler.triggers.cron import CronTrigger
+    from bot.jobs import crontab_trigger
 
     try:
-        trigger = CronTrigger.from_crontab(schedule.scan_cron, timezone=schedule.timezone)
+        trigger = crontab_trigger(schedule.scan_cron, schedule.timezone)
     except ValueError:
         return None
     return trigger.get_next_fire_time(None, services.clock.now())

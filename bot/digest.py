@@ -37,6 +37,7 @@ from bot.findings import (
     latest_snapshots,
     sort_findings,
 )
+from bot.jobs import crontab_trigger
 from bot.store import Store, iso, migrations
 
 log = logging.getLogger(__name__)
@@ -119,47 +120,6 @@ def _parse(moment: str | None) -> datetime | None:
 
 
 # -- slots: exactly once per channel per scheduled slot -----------------------------------------------
-
-
-_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-def _crontab_days(field: str) -> str:
-    """A crontab day-of-week field (0 or 7 = Sunday) as names APScheduler reads the same way.
-
-    APScheduler 3's ``CronTrigger.from_crontab`` takes numbers as 0 = Monday, so ``1-5`` would mean
-    Tuesday to Saturday; names are unambiguous.
-    """
-    if field == "*" or not any(ch.isdigit() for ch in field):
-        return field
-    days: set[int] = set()
-    for part in field.split(","):
-        rng, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if rng == "*":
-            lo, hi = 0, 6
-        elif "-" in rng:
-            lo_text, hi_text = rng.split("-", 1)
-            lo, hi = int(lo_text), int(hi_text)
-        else:
-            lo = hi = int(rng)
-        if not (0 <= lo <= 7 and 0 <= hi <= 7 and lo <= hi):
-            raise ValueError(f"'{field}' is not a crontab day-of-week field")
-        days.update(d % 7 for d in range(lo, hi + 1, step))
-    return ",".join(_DAY_NAMES[d] for d in sorted(days))
-
-
-def crontab_trigger(cron: str, timezone: str):  # noqa: ANN201 - apscheduler CronTrigger
-    """A CronTrigger for a standard 5-field crontab expression (Sunday = 0 or 7)."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    fields = cron.split()
-    if len(fields) != 5:
-        raise ValueError(f"'{cron}' is not a 5-field crontab expression")
-    minute, hour, day, month, dow = fields
-    return CronTrigger(
-        minute=minute, hour=hour, day=day, month=month, day_of_week=_crontab_days(dow), timezone=timezone
-    )
 
 
 def due_slot(cron: str, timezone: str, now: datetime, grace: timedelta) -> datetime | None:

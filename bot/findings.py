@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 import sqlite_utils
@@ -33,10 +34,13 @@ class Severity(StrEnum):
     @property
     def rank(self) -> int:
         """0 is the most severe; sort ascending to put critical first."""
-        return list(Severity).index(self)
+        return _SEVERITY_RANK[self]
 
     def at_least(self, other: Severity) -> bool:
         return self.rank <= other.rank
+
+
+_SEVERITY_RANK = {severity: index for index, severity in enumerate(Severity)}
 
 
 class FindingStatus(StrEnum):
@@ -63,9 +67,10 @@ class Finding(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @computed_field  # type: ignore[prop-decorator]
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """Stable across scans: check + account + principal + detail key."""
+        """Stable across scans: check + account + principal + detail key (computed once: digests
+        over tens of thousands of findings read it many times)."""
         raw = "|".join([self.check_id, self.account_id, self.principal_arn or "", self.detail_key])
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 

@@ -32,6 +32,44 @@ class JobSpec:
 
 JOBS: list[JobSpec] = []
 
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _crontab_days(field: str) -> str:
+    """A crontab day-of-week field (0 or 7 = Sunday) as names APScheduler reads the same way.
+
+    APScheduler 3's ``CronTrigger.from_crontab`` takes numbers as 0 = Monday, so ``1-5`` would mean
+    Tuesday to Saturday; names are unambiguous.
+    """
+    if field == "*" or not any(ch.isdigit() for ch in field):
+        return field
+    days: set[int] = set()
+    for part in field.split(","):
+        rng, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if rng == "*":
+            lo, hi = 0, 6
+        elif "-" in rng:
+            lo_text, hi_text = rng.split("-", 1)
+            lo, hi = int(lo_text), int(hi_text)
+        else:
+            lo = hi = int(rng)
+        if not (0 <= lo <= 7 and 0 <= hi <= 7 and lo <= hi):
+            raise ValueError(f"'{field}' is not a crontab day-of-week field")
+        days.update(d % 7 for d in range(lo, hi + 1, step))
+    return ",".join(_DAY_NAMES[d] for d in sorted(days))
+
+
+def crontab_trigger(cron: str, timezone: str) -> CronTrigger:
+    """A CronTrigger for a standard 5-field crontab expression (Sunday = 0 or 7)."""
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ValueError(f"'{cron}' is not a 5-field crontab expression")
+    minute, hour, day, month, dow = fields
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=_crontab_days(dow), timezone=timezone
+    )
+
 
 def job(
     name: str,
@@ -65,7 +103,7 @@ def start_background_jobs(services: Services, client: Any) -> Callable[[], None]
     for spec in JOBS:
         trigger = None
         if spec.cron is not None and (expr := spec.cron(services)):
-            trigger = CronTrigger.from_crontab(expr, timezone=tz)
+            trigger = crontab_trigger(expr, tz)
         elif spec.every_seconds is not None and (seconds := spec.every_seconds(services)):
             trigger = IntervalTrigger(seconds=seconds)
         if trigger is None:
