@@ -454,6 +454,12 @@ def m070_alerts(db: sqlite_utils.Database) -> None:
     db["alerts"].create_index(["actor_status", "actor_deadline"])
 
 
+@migrations()
+def m071_alert_post_claims(db: sqlite_utils.Database) -> None:
+    # Two instances delivering at once must not both post a new alert: the first claims it.
+    db["alerts"].add_column("post_claimed_until", str)
+
+
 # ---------------------------------------------------------------------------------------------
 # Evaluation
 
@@ -1131,6 +1137,24 @@ def mark_delivered(store: Store, alert: Alert, *, channel: str, ts: str) -> None
         "WHERE id = ?",
         [channel, ts, alert.dirty, alert.id],
     )
+
+
+def claim_first_post(
+    store: Store, alert_id: int, now: datetime, *, lease: timedelta = timedelta(minutes=2)
+) -> bool:
+    """True for the one deliverer that may post this not-yet-posted alert. A claim whose holder died
+    lapses after ``lease``; ``release_post_claim`` gives it up at once after a failed post."""
+    return bool(
+        store.execute(
+            "UPDATE alerts SET post_claimed_until = ? WHERE id = ? AND ts IS NULL "
+            "AND (post_claimed_until IS NULL OR post_claimed_until <= ?)",
+            [iso(now + lease), alert_id, iso(now)],
+        ).rowcount
+    )
+
+
+def release_post_claim(store: Store, alert_id: int) -> None:
+    store.execute("UPDATE alerts SET post_claimed_until = NULL WHERE id = ? AND ts IS NULL", [alert_id])
 
 
 def mark_dirty(store: Store, alert_id: int) -> None:

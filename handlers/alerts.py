@@ -282,15 +282,15 @@ def deliver_alerts(services: Services, client: WebClient) -> int:
     with _deliver_lock:
         for alert in alert_store.pending_delivery(services.store):
             try:
-                _deliver_one(services, client, alert, channel)
-                done += 1
+                done += _deliver_one(services, client, alert, channel)
             except SlackApiError as exc:
                 # Stays dirty: the next poll tries again.
                 log.warning("alert #%s: Slack refused the message (%s)", alert.id, exc.response.get("error"))
     return done
 
 
-def _deliver_one(services: Services, client: WebClient, alert: Alert, channel: str) -> None:
+def _deliver_one(services: Services, client: WebClient, alert: Alert, channel: str) -> bool:
+    """Post or update one alert's message; False when another deliverer holds the post claim."""
     message = alert_message(alert)
     if alert.ts and alert.channel:
         try:
@@ -301,13 +301,22 @@ def _deliver_one(services: Services, client: WebClient, alert: Alert, channel: s
             # Someone deleted the alert message: post it again rather than retrying forever.
             posted = _post(client, channel, message)
             alert_store.mark_delivered(services.store, alert, channel=posted["channel"], ts=posted["ts"])
-            return
+            return True
         alert_store.mark_delivered(services.store, alert, channel=alert.channel, ts=alert.ts)
+        return True
     else:
-        # A crash between this post and recording its ts would post once more on restart: the
-        # one window where a repeat is possible, kept as small as a single call.
-        posted = _post(client, channel, message)
+        # Another instance may be posting this very alert: only the claim holder posts. A crash
+        # between the post and recording its ts would post once more after the claim lapses:
+        # the one window where a repeat is possible, kept as small as a single call.
+        if not alert_store.claim_first_post(services.store, alert.id, services.clock.now()):
+            return False
+        try:
+            posted = _post(client, channel, message)
+        except Exception:
+            alert_store.release_post_claim(services.store, alert.id)
+            raise
         alert_store.mark_delivered(services.store, alert, channel=posted["channel"], ts=posted["ts"])
+        return True
 
 
 def _team_mentions(services: Services, client: WebClient) -> list[str]:

@@ -184,3 +184,23 @@ def test_the_sqs_client_follows_the_queue_urls_region(make_bot):
     bot = make_bot(alerts_config())
     assert _regional(bot.services, "eu-west-1").client("sqs").meta.region_name == "eu-west-1"
     assert _regional(bot.services, None) is bot.services.aws
+
+
+def test_two_instances_delivering_at_once_post_a_new_alert_once(make_bot, clock, tmp_path):
+    db = tmp_path / "shared.db"
+    one, two = make_bot(alerts_config(), db=db), make_bot(alerts_config(), db=db)
+    for i in range(5):
+        ingest(one, event("console_login_root_success", clock.now() + timedelta(hours=2 * i)))
+    barrier = threading.Barrier(2)
+
+    def deliver(bot) -> None:
+        barrier.wait()
+        deliver_alerts(bot.services, bot.app.client)
+
+    threads = [threading.Thread(target=deliver, args=(b,)) for b in (one, two)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(one.slack.calls_to("chat.postMessage")) == 5
+    assert len(one.slack.messages(CHANNEL)) == 5
