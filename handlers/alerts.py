@@ -41,6 +41,7 @@ from handlers.blocks import (
     truncate,
 )
 from handlers.commands import CommandIO, UserError, subcommand
+from handlers.home import HOME_SECTIONS
 from handlers.ids import ActionId
 from handlers.models import BlockAction, SlashCommand
 
@@ -258,6 +259,26 @@ def show_alerts(cmd: SlashCommand, io: CommandIO) -> Message:
     total = store.db.execute("SELECT COUNT(*) FROM alerts WHERE state = 'open'").fetchone()[0]
     shown = alert_store.alerts(store, where="state = 'open'", newest_first=True, limit=OPEN_ALERTS_SHOWN)
     return open_alerts_message(shown, total)
+
+
+def home_alerts(services: Services, client: WebClient, user_id: str) -> list[dict]:
+    """App Home contribution: the newest open alerts, for the security team only."""
+    if not CommandIO(services=services, client=client).is_security_team(user_id):
+        return []
+    store = services.store
+    total = store.db.execute("SELECT COUNT(*) FROM alerts WHERE state = 'open'").fetchone()[0]
+    if not total:
+        return [section(":white_check_mark: *Alerts*: none open.")]
+    shown = alert_store.alerts(store, where="state = 'open'", newest_first=True, limit=5)
+    lines = [
+        f"{SEVERITY_EMOJI.get(a.severity, '')} {escape(truncate(a.title, 150))} · {_when(a.first_seen)} · #{a.id}"
+        for a in shown
+    ]
+    more = f"\n_{total - len(shown)} more: `/iam alerts`_" if total > len(shown) else ""
+    return [section(f"*Open alerts ({total})*\n" + "\n".join(lines) + more)]
+
+
+HOME_SECTIONS.append(home_alerts)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ secrets in CloudTrail records, Block Kit limits, JIT correlation by SourceIdenti
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 
@@ -204,3 +205,16 @@ def test_two_instances_delivering_at_once_post_a_new_alert_once(make_bot, clock,
         t.join()
     assert len(one.slack.calls_to("chat.postMessage")) == 5
     assert len(one.slack.messages(CHANNEL)) == 5
+
+
+def test_the_security_teams_app_home_shows_open_alerts(make_bot, clock):
+    bot = make_bot(alerts_config())
+    ingest(bot, event("delete_trail", clock.now()))
+    bot.sender.event({"type": "app_home_opened", "user": "U0SEC1", "tab": "home"})
+    view = bot.slack.wait_for("views.publish", lambda c: c.args["user_id"] == "U0SEC1")[0].args["view"]
+    assert "Open alerts (1)" in json.dumps(view) and "DeleteTrail on trail management-events" in json.dumps(
+        view
+    )
+    bot.sender.event({"type": "app_home_opened", "user": "U0BOB", "tab": "home"})
+    view = bot.slack.wait_for("views.publish", lambda c: c.args["user_id"] == "U0BOB")[0].args["view"]
+    assert "Open alerts" not in json.dumps(view)
