@@ -26,6 +26,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from typing import Any
 
@@ -101,7 +102,8 @@ class _Collector:
     def client(self, service: str) -> Any:
         if service not in self._clients:
             with CLIENT_LOCK:
-                self._clients[service] = self._make_client(service)
+                if service not in self._clients:
+                    self._clients[service] = self._make_client(service)
         return self._clients[service]
 
     def _make_client(self, service: str) -> Any:
@@ -202,6 +204,44 @@ class _Collector:
             out.append(entry)
         return out
 
+    def account_settings(self) -> dict[str, Any]:
+        """The small account-wide reads, each optional."""
+        iam = self.client("iam")
+        return {
+            # GAAD's RoleDetail lacks MaxSessionDuration (JIT grants need it); ListRoles has it.
+            "max_sessions": self.optional(
+                "role_max_session_duration",
+                lambda: {
+                    r["Arn"]: r.get("MaxSessionDuration")
+                    for r in self.paginate("iam", "list_roles", "Roles", PaginationConfig=PAGE)
+                },
+                default={},
+            ),
+            "account_summary": self.optional(
+                "account_summary", lambda: iam.get_account_summary()["SummaryMap"]
+            ),
+            "password_policy": self.optional("password_policy", self.password_policy),
+            "virtual_mfa_devices": self.optional(
+                "virtual_mfa_devices",
+                lambda: self.paginate(
+                    "iam", "list_virtual_mfa_devices", "VirtualMFADevices", PaginationConfig=PAGE
+                ),
+            ),
+            "server_certificates": self.optional(
+                "server_certificates",
+                lambda: self.paginate(
+                    "iam", "list_server_certificates", "ServerCertificateMetadataList", PaginationConfig=PAGE
+                ),
+            ),
+            "saml_providers": self.optional(
+                "saml_providers", lambda: iam.list_saml_providers().get("SAMLProviderList", [])
+            ),
+            "oidc_providers": self.optional(
+                "oidc_providers",
+                lambda: iam.list_open_id_connect_providers().get("OpenIDConnectProviderList", []),
+            ),
+        }
+
     def password_policy(self) -> dict[str, Any] | None:
         try:
             return self.client("iam").get_account_password_policy()["PasswordPolicy"]
@@ -276,53 +316,45 @@ def collect(
     start_calls = aws.counter.total
     c = _Collector(aws, clock, sleep)
     step = progress or (lambda phase: None)
+    collected_at = clock.now()
     try:
         if account_id is None:
             step("identity")
             account_id = c.client("sts").get_caller_identity()["Account"]
-        step("authorization details")
-        details = c.authorization_details()
     except (ClientError, BotoCoreError) as exc:
-        raise CollectError(describe_aws_error(exc, "reading IAM (GetAccountAuthorizationDetails)")) from None
-    collected_at = clock.now()
-    step("credential report")
-    report = c.optional("credential_report", c.credential_report)
-    step("managed policies")
-    aws_policies = c.aws_managed_policies(_attached_aws_policies(details))
-    step("account settings")
-    iam = c.client("iam")
-    # GAAD's RoleDetail lacks MaxSessionDuration (the JIT grant needs it): ListRoles has it, up to
-    # 1,000 roles a page.
-    max_sessions = c.optional(
-        "role_max_session_duration",
-        lambda: {
-            r["Arn"]: r.get("MaxSessionDuration")
-            for r in c.paginate("iam", "list_roles", "Roles", PaginationConfig=PAGE)
-        },
-        default={},
-    )
+        raise CollectError(
+            describe_aws_error(exc, "reading the account's identity (GetCallerIdentity)")
+        ) from None
+    # The sources are independent and each is a round trip or a few: read them side by side.
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="collect") as pool:
+        step("authorization details, credential report, account settings, access analyzer")
+        details_future = pool.submit(c.authorization_details)
+        report_future = pool.submit(c.optional, "credential_report", c.credential_report)
+        settings_future = pool.submit(c.account_settings)
+        analyzer_future = pool.submit(c.access_analyzer)
+        try:
+            details = details_future.result()
+        except (ClientError, BotoCoreError) as exc:
+            for future in (report_future, settings_future, analyzer_future):
+                future.cancel()
+            raise CollectError(
+                describe_aws_error(exc, "reading IAM (GetAccountAuthorizationDetails)")
+            ) from None
+        step("managed policies")
+        aws_policies = c.aws_managed_policies(_attached_aws_policies(details))
+        report = report_future.result()
+        settings = settings_future.result()
+        analyzer = analyzer_future.result()
+    max_sessions = settings.pop("max_sessions")
     for role in details["RoleDetailList"]:
         if role.get("Arn") in max_sessions:
             role["MaxSessionDuration"] = max_sessions[role["Arn"]]
-    summary = c.optional("account_summary", lambda: iam.get_account_summary()["SummaryMap"])
-    password_policy = c.optional("password_policy", c.password_policy, default=None)
-    virtual_mfa = c.optional(
-        "virtual_mfa_devices",
-        lambda: c.paginate("iam", "list_virtual_mfa_devices", "VirtualMFADevices", PaginationConfig=PAGE),
-    )
-    certificates = c.optional(
-        "server_certificates",
-        lambda: c.paginate(
-            "iam", "list_server_certificates", "ServerCertificateMetadataList", PaginationConfig=PAGE
-        ),
-    )
-    saml = c.optional("saml_providers", lambda: iam.list_saml_providers().get("SAMLProviderList", []))
-    oidc = c.optional(
-        "oidc_providers",
-        lambda: iam.list_open_id_connect_providers().get("OpenIDConnectProviderList", []),
-    )
-    step("access analyzer")
-    analyzer = c.access_analyzer()
+    summary = settings["account_summary"]
+    password_policy = settings["password_policy"]
+    virtual_mfa = settings["virtual_mfa_devices"]
+    certificates = settings["server_certificates"]
+    saml = settings["saml_providers"]
+    oidc = settings["oidc_providers"]
     policies = [_default_version_only(p) for p in details["Policies"]] + aws_policies
     inventory: Inventory = {
         "account_id": account_id,
@@ -339,7 +371,7 @@ def collect(
         "saml_providers": saml,
         "oidc_providers": oidc,
         "access_analyzer": analyzer,
-        "unknown_sources": c.unknown,
+        "unknown_sources": sorted(c.unknown, key=lambda u: u["source"]),
     }
     inventory = _json_safe(inventory)
     inventory["api_calls"] = aws.counter.total - start_calls
