@@ -110,10 +110,20 @@ def apply_suppressions(
 
 
 def run_checks(
-    inventory: Mapping[str, Any], config: Config, *, now: datetime, owners: Owners | None = None
+    inventory: Mapping[str, Any],
+    config: Config,
+    *,
+    now: datetime,
+    owners: Owners | None = None,
+    known_accounts: Iterable[str] = (),
 ) -> list[Finding]:
-    """Every check of the catalog over one snapshot; suppressions applied, owners set when known."""
-    ctx = CheckContext(inventory=inventory, config=config, now=now, owners=owners)
+    """Every check of the catalog over one snapshot; suppressions applied, owners set when known.
+
+    ``known_accounts`` are account ids that are ours besides ``[[accounts]]`` (the organization's
+    members found by the scan): a role trusting one of them is not trusting an outside account.
+    """
+    known = frozenset(known_accounts) | {a.id for a in config.accounts}
+    ctx = CheckContext(inventory=inventory, config=config, now=now, owners=owners, known_accounts=known)
     findings: list[Finding] = []
     for check in iter_checks():
         findings.extend(check.run(ctx))
@@ -231,6 +241,7 @@ def scan_accounts(
             )
         )
     inventories = {inv["account_id"]: inv for _, inv, _, _ in collected if inv is not None}
+    known_accounts = {t.account_id for t in targets if t.account_id} | set(inventories)
     owners = _identity_map(services, inventories)
     results: list[AccountScan] = []
     for target, inventory, calls, error in collected:
@@ -253,7 +264,7 @@ def scan_accounts(
             continue
         if progress:
             progress(target.label, "checks")
-        findings = run_checks(inventory, config, now=now, owners=owners)
+        findings = run_checks(inventory, config, now=now, owners=owners, known_accounts=known_accounts)
         snapshot_id = save_snapshot(
             services.store,
             account_id=account_id,

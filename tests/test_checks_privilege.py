@@ -182,8 +182,19 @@ def test_role_trust_external_without_condition(iam, clock):
     )
     iam.create_role(RoleName="internal", AssumeRolePolicyDocument=SELF_TRUST)
     iam.create_role(RoleName="lambda", AssumeRolePolicyDocument=trust({"Service": "lambda.amazonaws.com"}))
+    iam.create_role(
+        RoleName="from-prod", AssumeRolePolicyDocument=trust({"AWS": "arn:aws:iam::210987654321:root"})
+    )
     findings = of(scan(clock), "ROLE_TRUST_EXTERNAL_NO_CONDITION")
-    assert [(f.principal_name, f.detail_key) for f in findings] == [("vendor", "999988887777")]
+    assert [(f.principal_name, f.detail_key) for f in findings] == [
+        ("from-prod", "210987654321"),
+        ("vendor", "999988887777"),
+    ]
+    # An account of ours (listed in [[accounts]]) is not an outside account.
+    ours = {"accounts": [{"id": "210987654321", "name": "prod"}]}
+    assert failed(scan(clock, ours), "ROLE_TRUST_EXTERNAL_NO_CONDITION") == {
+        ("ROLE_TRUST_EXTERNAL_NO_CONDITION", "vendor")
+    }
 
 
 def test_role_unused(iam, aws, clock):

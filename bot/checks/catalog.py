@@ -157,6 +157,9 @@ class CheckContext:
     config: Config
     now: datetime
     owners: Owners | None = None
+    # Account ids that are ours (``[[accounts]]``, AWS Organizations members): trusting them is not
+    # trusting "another account".
+    known_accounts: frozenset[str] = frozenset()
     _admin: dict[tuple, Any] = field(default_factory=dict, repr=False)
     _escalations: dict[tuple, Any] = field(default_factory=dict, repr=False)
     _decisions: dict[tuple, Any] = field(default_factory=dict, repr=False)

@@ -324,7 +324,7 @@ def role_trust_public(ctx: CheckContext) -> Iterator[Hit]:
 
 @check(
     "ROLE_TRUST_EXTERNAL_NO_CONDITION",
-    title="Role trusts another account without ExternalId or MFA",
+    title="Role trusts an outside account without ExternalId or MFA",
     severity=Severity.HIGH,
     risk="Anyone in the trusted account who is allowed to assume roles can use this one "
     "(the confused-deputy problem when it is a vendor).",
@@ -342,7 +342,7 @@ def role_trust_external_no_condition(ctx: CheckContext) -> Iterator[Hit]:
                 continue
             for principal in _aws_principals(statement):
                 account = _account_of(principal)
-                if account and account != own:
+                if account and account != own and account not in ctx.known_accounts:
                     yield Hit(
                         role["Arn"],
                         role["RoleName"],
