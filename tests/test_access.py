@@ -928,3 +928,37 @@ def test_a_role_needing_more_approvers_than_remain_is_refused_up_front(jit):
     body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
     assert "Only 1 of the 2 approvers needed can approve `prod-admin`" in body["text"]
     assert request_messages(bot) == []
+
+
+def test_second_account_through_its_reader_role_reads_max_session_and_revokes_there(jit):
+    # Credentials inside the second account (moto keeps accounts apart), to arrange and inspect it.
+    sts = boto3.client("sts", region_name="us-east-1")
+    creds = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{OTHER_ACCOUNT}:role/iamwarden-audit", RoleSessionName="setup"
+    )["Credentials"]
+    other_iam = boto3.client(
+        "iam",
+        region_name="us-east-1",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    other_iam.create_role(RoleName="vendor-admin", AssumeRolePolicyDocument="{}", MaxSessionDuration=7200)
+    other = {
+        "name": "vendor-admin",
+        "arn": f"arn:aws:iam::{OTHER_ACCOUNT}:role/vendor-admin",
+        "max_duration": "2h",
+        "approvers": ["U0LEAD1"],
+    }
+    reader = {"id": OTHER_ACCOUNT, "role_arn": f"arn:aws:iam::{OTHER_ACCOUNT}:role/iamwarden-audit"}
+    bot, log = jit(extra_roles=[other], accounts=[reader])
+    request, [ephemeral] = request_and_approve(bot, text="request vendor-admin 2h vendor")
+    assert log.last["DurationSeconds"] == 7200  # GetRole in the other account, not the 1 h fallback
+    assert caller_identity(credentials_from(ephemeral))["Account"] == OTHER_ACCOUNT
+    click(bot, "U0LEAD1", ActionId.ACCESS_REVOKE, request.id, message=request_messages(bot)[0])
+    [answer] = bot.slack.wait_for("chat.postEphemeral", lambda c: c.args["user"] == "U0LEAD1")
+    assert "Live sessions were cut off" in answer.args["text"]
+    document = other_iam.get_role_policy(RoleName="vendor-admin", PolicyName=access.REVOCATION_POLICY_NAME)[
+        "PolicyDocument"
+    ]
+    assert document["Statement"][0]["Condition"]["StringEquals"] == {"aws:SourceIdentity": "U0ALICE"}
