@@ -30,7 +30,7 @@ from typing import Any
 import sqlite_utils
 from pydantic import SecretStr
 
-from bot.aws import AwsFactory, describe_aws_error, error_code
+from bot.aws import AwsFactory, describe_aws_error, error_code, is_access_denied
 from bot.services import Services
 from bot.settings import RoleConfig, parse_duration
 from bot.store import iso, migrations
@@ -935,6 +935,16 @@ def _assume(services: Services, request: AccessRequest, reason: str) -> IssuedCr
     return issued
 
 
+def describe_assume_role_error(exc: BaseException) -> str:
+    """AssumeRole is refused by the target role's trust policy far more often than by the bot's own."""
+    if is_access_denied(exc):
+        return (
+            f"AWS denied sts:AssumeRole ({error_code(exc)}): the role's trust policy must allow the bot "
+            "sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity (and the bot's policy must too)."
+        )
+    return describe_aws_error(exc, "sts:AssumeRole")
+
+
 def grant(services: Services, request_id: str) -> tuple[AccessRequest, IssuedCredentials | None]:
     """approved → granted: open the window, AssumeRole, store the key id. Call only after APPROVED.
 
@@ -953,7 +963,7 @@ def grant(services: Services, request_id: str) -> tuple[AccessRequest, IssuedCre
     try:
         issued = _assume(services, request, "grant")
     except Exception as exc:
-        problem = str(exc) if isinstance(exc, AccessError) else describe_aws_error(exc, "sts:AssumeRole")
+        problem = str(exc) if isinstance(exc, AccessError) else describe_assume_role_error(exc)
         services.store.execute(
             "UPDATE access_requests SET state = 'failed', error = ? WHERE id = ? AND state = 'approved'",
             [problem, request_id],
@@ -1002,7 +1012,7 @@ def reissue(services: Services, request_id: str, by: str) -> IssuedCredentials:
     except AccessError:
         raise
     except Exception as exc:
-        raise AccessError(describe_aws_error(exc, "sts:AssumeRole")) from None
+        raise AccessError(describe_assume_role_error(exc)) from None
     services.store.audit(
         "credentials_reissued",
         actor=by,

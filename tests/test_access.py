@@ -915,7 +915,7 @@ def test_a_refused_assume_role_fails_the_request_and_says_why(jit, monkeypatch):
         sts.stop()
     assert "grant failed" in note.args["text"]
     failed = access.get_request(bot.services, request.id)
-    assert failed.state == "failed" and "AccessDenied" in failed.error
+    assert failed.state == "failed" and "AccessDenied" in failed.error and "trust policy" in failed.error
     assert "the grant failed" in text_of(request_messages(bot)[0])
     assert credential_ephemerals(bot) == []
     assert access.grants_of(bot.services, request.id) == []
