@@ -554,6 +554,8 @@ def _user_error(exc: Exception) -> UserError:
 def request_command(cmd: SlashCommand, io: CommandIO) -> Message | None:
     services, client = io.services, io.client
     members_of = members_resolver(client, services)
+    if not services.config.slack.approvals_channel:
+        raise UserError("No approvals channel is configured (`[slack] approvals_channel`); ask an admin.")
     if not cmd.rest.strip():
         try:
             roles = access.requestable_roles(services, cmd.user_id, members_of)

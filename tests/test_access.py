@@ -962,3 +962,10 @@ def test_second_account_through_its_reader_role_reads_max_session_and_revokes_th
         "PolicyDocument"
     ]
     assert document["Statement"][0]["Condition"]["StringEquals"] == {"aws:SourceIdentity": "U0ALICE"}
+
+
+def test_without_an_approvals_channel_requests_are_refused_before_anything_is_stored(jit):
+    bot, _ = jit(slack={"security_team": ["U0SEC1"]})
+    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    assert "No approvals channel is configured" in body["text"]
+    assert bot.store.execute("SELECT count(*) FROM access_requests").fetchone()[0] == 0
