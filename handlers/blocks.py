@@ -14,6 +14,8 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
+from bot.findings import Severity
+
 MAX_BLOCKS_MESSAGE = 50
 MAX_BLOCKS_VIEW = 100
 MAX_SECTION_TEXT = 3000
@@ -25,6 +27,14 @@ MAX_FALLBACK_TEXT = 3000
 MAX_MESSAGE_BLOCK_TEXT = 11_000
 
 _MENTION_LIKE = re.compile(r"[&<>]")
+
+# One icon per severity, everywhere the bot shows one (answers, digest, alerts).
+SEVERITY_ICON = {
+    Severity.CRITICAL: ":red_circle:",
+    Severity.HIGH: ":large_orange_circle:",
+    Severity.MEDIUM: ":large_yellow_circle:",
+    Severity.LOW: ":white_circle:",
+}
 
 
 def escape(text: Any) -> str:

@@ -32,6 +32,7 @@ from bot.services import Services
 from bot.settings import SettingsError
 from bot.store import iso
 from handlers.blocks import (
+    SEVERITY_ICON,
     Message,
     actions,
     button,
@@ -50,12 +51,6 @@ from handlers.models import BlockAction, ViewSubmission
 
 log = logging.getLogger(__name__)
 
-SEVERITY_ICON = {
-    Severity.CRITICAL: ":red_circle:",
-    Severity.HIGH: ":large_orange_circle:",
-    Severity.MEDIUM: ":large_yellow_circle:",
-    Severity.LOW: ":white_circle:",
-}
 # Stay clear of Slack's limits with room to spare: 50 blocks, ~12k chars of block text.
 BLOCK_BUDGET = 48
 TEXT_BUDGET = 10_000

@@ -38,6 +38,7 @@ from bot.services import Services
 from handlers.blocks import (
     MAX_BLOCKS_VIEW,
     MAX_SECTION_TEXT,
+    SEVERITY_ICON,
     Message,
     actions,
     button,
@@ -56,12 +57,6 @@ from handlers.models import BlockAction, SlashCommand
 
 log = logging.getLogger(__name__)
 
-SEVERITY_ICON = {
-    Severity.CRITICAL: ":red_circle:",
-    Severity.HIGH: ":large_orange_circle:",
-    Severity.MEDIUM: ":large_yellow_circle:",
-    Severity.LOW: ":white_circle:",
-}
 # Findings shown in full (why + fix) before the rest are listed one line each.
 DETAILED_FINDINGS = 8
 TOP_FINDINGS = 10
