@@ -969,3 +969,20 @@ def test_without_an_approvals_channel_requests_are_refused_before_anything_is_st
     body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
     assert "No approvals channel is configured" in body["text"]
     assert bot.store.execute("SELECT count(*) FROM access_requests").fetchone()[0] == 0
+
+
+def test_app_home_lists_requests_waiting_for_the_approver_and_approving_there_works(jit):
+    bot, sts = jit()
+    bot.command("U0ALICE", "request prod-admin 1h fix <!channel>")
+    request = the_request(bot)
+    bot.sender.app_home_opened("U0LEAD2")  # an approver through @sre-leads
+    bot.slack.wait_for("views.publish", lambda c: c.args.get("user_id") == "U0LEAD2")
+    home = bot.slack.home_view("U0LEAD2")
+    text = json.dumps(home["blocks"])
+    assert "Waiting for your approval" in text and request.id in text and "<!channel>" not in text
+    bot.sender.app_home_opened("U0BOB")  # not an approver: nothing to decide
+    bot.slack.wait_for("views.publish", lambda c: c.args.get("user_id") == "U0BOB")
+    assert "Waiting for your approval" not in json.dumps(bot.slack.home_view("U0BOB")["blocks"])
+    assert bot.sender.block_action("U0LEAD2", ActionId.ACCESS_APPROVE, request.id, view=home).status == 200
+    wait_for_credentials(bot)
+    assert len(sts.calls) == 1
