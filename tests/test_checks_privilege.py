@@ -218,3 +218,17 @@ def test_cloudshell_full_access(iam, clock):
     iam.attach_user_policy(UserName="shell", PolicyArn="arn:aws:iam::aws:policy/AWSCloudShellFullAccess")
     iam.create_user(UserName="plain")
     assert failed(scan(clock), "CLOUDSHELL_FULL_ACCESS") == {("CLOUDSHELL_FULL_ACCESS", "shell")}
+
+
+def test_a_permissions_boundary_blocks_escalation(iam, clock):
+    # moto keeps a role's boundary (not a user's), and GAAD returns it.
+    for name, boundary in (
+        ("bounded", {"PermissionsBoundary": "arn:aws:iam::aws:policy/ReadOnlyAccess"}),
+        ("free", {}),
+    ):
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=SELF_TRUST, **boundary)
+        iam.put_role_policy(
+            RoleName=name, PolicyName="edit", PolicyDocument=doc(allow("iam:CreatePolicyVersion"))
+        )
+    findings = scan(clock)
+    assert failed(findings, "PRIVILEGE_ESCALATION") == {("PRIVILEGE_ESCALATION", "free")}
