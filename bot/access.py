@@ -691,6 +691,28 @@ def deny(services: Services, request_id: str, by: str, reason: str | None = None
     return request
 
 
+def withdraw(services: Services, request_id: str, reason: str) -> bool:
+    """Pending → expired at once, with the reason (e.g. its message could not be posted)."""
+    now = services.clock.now()
+    changed = services.store.execute(
+        "UPDATE access_requests SET state = 'expired', ended_at = ?, error = ? WHERE id = ? AND state = 'pending'",
+        [iso(now), reason, request_id],
+    ).rowcount
+    if changed == 1:
+        request = get_request(services, request_id)
+        assert request is not None
+        services.store.audit(
+            "expired",
+            actor="iamwarden",
+            at=now,
+            request_id=request.id,
+            role=request.role,
+            account_id=request.account_id,
+            reason=reason,
+        )
+    return changed == 1
+
+
 def expire_pending(services: Services) -> list[AccessRequest]:
     """Pending requests past their timeout → expired (each exactly once, also after downtime)."""
     now = iso(services.clock.now())

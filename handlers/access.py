@@ -410,7 +410,16 @@ def post_request(services: Services, client: WebClient, request: AccessRequest) 
     channel = services.config.slack.approvals_channel
     if not channel:
         raise UserError("No approvals channel is configured (`[slack] approvals_channel`); ask an admin.")
-    result = client.chat_postMessage(channel=channel, **request_message(services, request).as_kwargs())
+    try:
+        result = client.chat_postMessage(channel=channel, **request_message(services, request).as_kwargs())
+    except SlackApiError as exc:
+        error = exc.response.get("error", "unknown") if exc.response is not None else "unknown"
+        # Nobody could ever see it: withdraw it rather than leave an invisible pending request.
+        access.withdraw(services, request.id, f"could not post to the approvals channel ({error})")
+        raise UserError(
+            f"I could not post your request to the approvals channel ({escape(error)}); nothing was requested. "
+            "Ask an admin to invite me there."
+        ) from None
     access.set_message(services, request.id, result["channel"], result["ts"])
 
 
@@ -1026,7 +1035,11 @@ def register(app: App, services: Services) -> None:
         except AccessError as exc:
             tell(client, action.user.id, action.channel_id, escape(exc))
             return
-        post_request(services, client, extension)
+        try:
+            post_request(services, client, extension)
+        except UserError as exc:
+            tell(client, action.user.id, action.channel_id, str(exc))
+            return
         tell(
             client,
             action.user.id,

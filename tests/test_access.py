@@ -986,3 +986,13 @@ def test_app_home_lists_requests_waiting_for_the_approver_and_approving_there_wo
     assert bot.sender.block_action("U0LEAD2", ActionId.ACCESS_APPROVE, request.id, view=home).status == 200
     wait_for_credentials(bot)
     assert len(sts.calls) == 1
+
+
+def test_a_request_slack_refuses_to_post_is_withdrawn_with_a_clear_answer(jit):
+    bot, _ = jit()
+    bot.slack.fail_next("chat.postMessage", error="not_in_channel")
+    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    assert "could not post your request to the approvals channel (not_in_channel)" in body["text"]
+    assert the_request(bot).state == "expired"
+    # Nothing is left pending, so asking again works once the bot is invited.
+    assert "waiting for approval" in bot.command("U0ALICE", "request prod-admin 1h fix").json()["text"]
