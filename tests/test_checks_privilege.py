@@ -232,3 +232,13 @@ def test_a_permissions_boundary_blocks_escalation(iam, clock):
         )
     findings = scan(clock)
     assert failed(findings, "PRIVILEGE_ESCALATION") == {("PRIVILEGE_ESCALATION", "free")}
+
+
+def test_service_linked_roles_are_not_reported(iam, clock):
+    role = iam.create_service_linked_role(AWSServiceName="elasticbeanstalk.amazonaws.com")["Role"]
+    assert role["Path"].startswith("/aws-service-role/")
+    iam.put_role_policy(
+        RoleName=role["RoleName"], PolicyName="aws-owned", PolicyDocument=doc(allow(["s3:*", "iam:PassRole"]))
+    )
+    findings = [f for f in scan(clock) if f.principal_name == role["RoleName"]]
+    assert findings == []

@@ -31,13 +31,17 @@ ALLOWED_TRUST_CONDITIONS = ("sts:externalid", "aws:multifactorauthpresent", "aws
 
 
 def _kind_entries(ctx: CheckContext) -> Iterator[tuple[str, Mapping[str, Any], str, str]]:
-    """(kind, entry, arn, name) for every user, group and role."""
+    """(kind, entry, arn, name) for every user, group and role a customer controls.
+
+    Service-linked roles are left out: only their AWS service can assume them, and their policies
+    belong to AWS and cannot be changed, so a finding on one could never be acted on."""
     for user in ctx.inventory.get("users") or []:
         yield "user", user, user["Arn"], user["UserName"]
     for group in ctx.inventory.get("groups") or []:
         yield "group", group, group["Arn"], group["GroupName"]
     for role in ctx.inventory.get("roles") or []:
-        yield "role", role, role["Arn"], role["RoleName"]
+        if not role.get("Path", "").startswith(SERVICE_LINKED_PATH):
+            yield "role", role, role["Arn"], role["RoleName"]
 
 
 def _label(kind: str) -> str:
@@ -129,9 +133,9 @@ def full_admin_custom_policy(ctx: CheckContext) -> Iterator[Hit]:
 )
 def privilege_escalation(ctx: CheckContext) -> Iterator[Hit]:
     errors: set[str] = set()
-    for kind, entry, arn, name in _kind_entries(ctx):
-        if kind == "group" or entry.get("Path", "").startswith(SERVICE_LINKED_PATH):
-            continue  # members are evaluated as users; service-linked roles act only for AWS
+    for kind, _entry, arn, name in _kind_entries(ctx):
+        if kind == "group":
+            continue  # members are evaluated as users
         if ctx.full_admin(arn) is not None:
             continue  # already everything: ADMIN_POLICY_ATTACHED / ADMIN_NO_MFA say so
         _, problems = ctx.effective(arn)
