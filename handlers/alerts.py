@@ -23,10 +23,10 @@ from slack_sdk.errors import SlackApiError
 from bot import alerts as alert_store
 from bot.alert_sources import consume_queue, poll_lookup_events
 from bot.alerts import Alert
-from bot.findings import Severity
 from bot.jobs import job
 from bot.services import Services
 from handlers.blocks import (
+    SEVERITY_ICON,
     Message,
     actions,
     button,
@@ -47,12 +47,6 @@ from handlers.models import BlockAction, SlashCommand
 
 log = logging.getLogger(__name__)
 
-SEVERITY_EMOJI = {
-    Severity.CRITICAL: ":rotating_light:",
-    Severity.HIGH: ":red_circle:",
-    Severity.MEDIUM: ":large_orange_circle:",
-    Severity.LOW: ":large_blue_circle:",
-}
 _deliver_lock = threading.Lock()
 
 
@@ -75,7 +69,7 @@ def _when(stamp: str | None) -> str:
 def alert_message(alert: Alert) -> Message:
     """The channel message for one alert: what, who, when, where, JIT request, status and buttons."""
     sev = alert.severity
-    title = f"{SEVERITY_EMOJI.get(sev, '')} {sev.value.upper()}: {alert.title}".strip()
+    title = f"{SEVERITY_ICON.get(sev, '')} {sev.value.upper()}: {alert.title}".strip()
     who = code(alert.principal_arn or alert.principal_name or "unknown")
     if alert.principal_type:
         who += f" ({escape(alert.principal_type)})"
@@ -213,7 +207,7 @@ def open_alerts_message(open_alerts: list[Alert], total: int) -> Message:
         seen = f" · seen {alert.count} times" if alert.count > 1 else ""
         blocks.append(
             section(
-                f"{SEVERITY_EMOJI.get(alert.severity, '')} *{escape(alert.title)}*\n"
+                f"{SEVERITY_ICON.get(alert.severity, '')} *{escape(alert.title)}*\n"
                 f"{code(alert.rule_id)} · {_when(alert.first_seen)} · account {code(alert.account_id)}"
                 f"{seen} · alert #{alert.id}"
             )
@@ -271,7 +265,7 @@ def home_alerts(services: Services, client: WebClient, user_id: str) -> list[dic
         return [section(":white_check_mark: *Alerts*: none open.")]
     shown = alert_store.alerts(store, where="state = 'open'", newest_first=True, limit=5)
     lines = [
-        f"{SEVERITY_EMOJI.get(a.severity, '')} {escape(truncate(a.title, 150))} · {_when(a.first_seen)} · #{a.id}"
+        f"{SEVERITY_ICON.get(a.severity, '')} {escape(truncate(a.title, 150))} · {_when(a.first_seen)} · #{a.id}"
         for a in shown
     ]
     more = f"\n_{total - len(shown)} more: `/iam alerts`_" if total > len(shown) else ""
