@@ -171,7 +171,7 @@ class DemoSession:
                 view = call.args.get("view")
                 if isinstance(view, str):
                     view = json.loads(view)
-                text, buttons = render_view(view or {})
+                text, buttons = render_view(view or {}, first_number=len(self.buttons) + 1)
                 self._print_block(f"bot ({call.method.split('.')[1]} view)", text, buttons, None, None)
                 continue
             if call.method == "files.completeUploadExternal":
@@ -193,7 +193,7 @@ class DemoSession:
         blocks = message.get("blocks")
         if isinstance(blocks, str):
             message = {**message, "blocks": json.loads(blocks)}
-        text, buttons = render_message(message)
+        text, buttons = render_message(message, first_number=len(self.buttons) + 1)
         self._print_block(label, text, buttons, channel, {**message, "ts": ts} if ts else message)
 
     def _print_block(
@@ -202,13 +202,11 @@ class DemoSession:
         self.say(f"  ── {label} ──")
         for line in text.splitlines():
             self.say(f"  {line}")
-        base = len(self.buttons)
+        # Buttons are numbered across the whole chat, so "7" always means the same button.
         for b in buttons:
-            b.number = base + b.number
             b.channel = channel  # type: ignore[attr-defined]
             b.message = message  # type: ignore[attr-defined]
             self.buttons.append(b)
-            self.say(f"  [{b.number}] {b.text}")
 
 
 def _jit_access_tour(s: DemoSession) -> None:

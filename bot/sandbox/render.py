@@ -66,9 +66,10 @@ def _text(obj: object) -> str:
 
 
 class _Renderer:
-    def __init__(self) -> None:
+    def __init__(self, first_number: int = 1) -> None:
         self.lines: list[str] = []
         self.buttons: list[Button] = []
+        self.first_number = first_number
 
     def result(self) -> tuple[str, list[Button]]:
         while self.lines and not self.lines[-1]:
@@ -143,7 +144,7 @@ class _Renderer:
         kind = el.get("type")
         action_id = el.get("action_id") or ""
         if kind == "button":
-            number = len(self.buttons) + 1
+            number = len(self.buttons) + self.first_number
             self.buttons.append(
                 Button(
                     number=number,
@@ -163,7 +164,7 @@ class _Renderer:
             label = _text(el.get("placeholder")) or kind or "choose"
             numbered = []
             for option in options:
-                number = len(self.buttons) + 1
+                number = len(self.buttons) + self.first_number
                 text = _text(option.get("text"))
                 self.buttons.append(
                     Button(
@@ -231,12 +232,13 @@ def _rich_inline(elements: list) -> str:
     return "".join(out)
 
 
-def render_message(message: dict) -> tuple[str, list[Button]]:
+def render_message(message: dict, *, first_number: int = 1) -> tuple[str, list[Button]]:
     """A message (as posted or stored) as terminal text, plus its numbered buttons.
 
     Blocks win over `text` (as in Slack, where `text` is then only the notification fallback).
+    Buttons are numbered from ``first_number`` (a chat numbers them across messages).
     """
-    renderer = _Renderer()
+    renderer = _Renderer(first_number)
     blocks = message.get("blocks") or []
     if blocks:
         renderer.blocks(blocks)
@@ -250,9 +252,9 @@ def render_message(message: dict) -> tuple[str, list[Button]]:
     return renderer.result()
 
 
-def render_view(view: dict) -> tuple[str, list[Button]]:
+def render_view(view: dict, *, first_number: int = 1) -> tuple[str, list[Button]]:
     """A modal or App Home as terminal text; input blocks show as `(input) Label`."""
-    renderer = _Renderer()
+    renderer = _Renderer(first_number)
     if view.get("type", "modal") == "modal" and view.get("title"):
         title = _text(view["title"])
         renderer.add(f"[ {title} ]")
