@@ -147,6 +147,9 @@ def test_realistic_mixed_account_yields_exactly_the_expected_findings(aws, clock
     assert {
         (f.check_id, f.principal_name) for f in latest_findings(services.store) if f.status.value == "fail"
     } == MIXED_EXPECTED
+    # Every fix names the real principal: no "{name}" or "{kind}" left for a person to decode.
+    for finding in result.findings:
+        assert "{" not in finding.remediation, (finding.check_id, finding.remediation)
 
 
 def test_fingerprints_are_stable_across_scans(aws, clock, access_analyzer, tmp_path):

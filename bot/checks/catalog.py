@@ -275,8 +275,10 @@ class Check:
     needs: tuple[str, ...] = ()
 
     def remediation(self, fields: Mapping[str, Any] | None = None) -> str:
+        """Console steps and the CLI command, with ``{name}``-style fields filled for one finding."""
+        console = _fill(self.console, fields or {})
         cli = _fill(self.cli, fields or {})
-        return f"Console: {self.console}\nCLI: {cli}" if cli else f"Console: {self.console}"
+        return f"Console: {console}\nCLI: {cli}" if cli else f"Console: {console}"
 
     def describe(self) -> dict[str, Any]:
         """The catalog entry as JSON (``iamwarden checks --format json``)."""
