@@ -6,6 +6,8 @@ the credential report's ``<root_account>`` row, which moto does not produce (see
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import threading
 import urllib.request
@@ -101,6 +103,7 @@ class MotoSandbox:
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         self._patch_credential_report()
+        _speed_up_managed_policies()
         return self
 
     def stop(self) -> None:
@@ -218,6 +221,46 @@ class MotoSandbox:
         backend = self.iam_backend(account_id)
         role = next(r for r in backend.roles.values() if r.name == role_name)
         role.create_date = _whole(created)
+
+
+@functools.cache
+def _managed_policy_data() -> tuple[tuple[str, dict[str, Any]], ...]:
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    parsed = json.loads(aws_managed_policies_data)
+    return tuple(
+        (
+            name,
+            {
+                "default_version_id": d.get("DefaultVersionId"),
+                "path": d.get("Path"),
+                "document": json.dumps(d.get("Document")),
+                "create_date": datetime.fromisoformat(d["CreateDate"]),
+                "update_date": datetime.fromisoformat(d["UpdateDate"]),
+            },
+        )
+        for name, d in parsed.items()
+    )
+
+
+def _speed_up_managed_policies() -> None:
+    """moto re-parses its 7 MB of AWS managed policies for every IAM backend it creates, which
+    made each reset cost most of a second. Parse once; build the same objects as moto does."""
+    from moto.iam import models
+
+    if getattr(models.IAMBackend, "_iamwarden_fast_policies", False):
+        return
+
+    def _init_aws_policies(backend: Any) -> list[Any]:
+        if not models.load_iam_aws_managed_policies():
+            return []
+        return [
+            models.AWSManagedPolicy(name, account_id=backend.account_id, region=backend.region_name, **kwargs)
+            for name, kwargs in _managed_policy_data()
+        ]
+
+    models.IAMBackend._init_aws_policies = _init_aws_policies  # type: ignore[method-assign]
+    models.IAMBackend._iamwarden_fast_policies = True  # type: ignore[attr-defined]
 
 
 def _whole(moment: datetime) -> datetime:
