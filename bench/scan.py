@@ -1,6 +1,6 @@
 """Benchmark a full hygiene scan of one large account: API calls, wall time, peak memory.
 
-Run by hand: ``.venv/bin/python -m bench.bench_scan [USERS] [ROLES]`` (defaults 2000 and 500).
+Run by hand: ``.venv/bin/python -m bench.scan [USERS] [ROLES]`` (defaults 2000 and 500).
 
 A child process runs moto's server with a seeded account (USERS IAM users with console passwords,
 MFA on some, one or two access keys aged over the last year, groups, admin, inline and direct
@@ -169,7 +169,7 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, **DUMMY_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
     print(f"seeding moto with {users} users and {roles} roles (child process)…", flush=True)
     child = subprocess.Popen(
-        [sys.executable, "-m", "bench.bench_scan", "--serve", str(users), str(roles)],
+        [sys.executable, "-m", "bench.scan", "--serve", str(users), str(roles)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -1,6 +1,6 @@
 """Benchmark ``/iam whoami-risks`` in HTTP mode over a 2,000-user snapshot.
 
-Run by hand: ``.venv/bin/python -m bench.bench_queries [REQUESTS] [USERS]`` (defaults 500, 2000).
+Run by hand: ``.venv/bin/python -m bench.queries [REQUESTS] [USERS]`` (defaults 500, 2000).
 
 A synthetic account of USERS IAM users (each tagged with a Slack member's email, in groups, with
 console passwords, MFA on some and aged access keys in the credential report) is run through the
