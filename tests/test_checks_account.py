@@ -55,6 +55,27 @@ def test_access_denied_on_access_analyzer_is_unknown_never_a_pass(iam, clock, ac
     assert of(findings, "PASSWORD_POLICY_WEAK")[0].status.value == "fail"
 
 
+def test_throttled_access_analyzer_is_retried_and_then_evaluated(iam, clock, access_analyzer):
+    arn = access_analyzer.add_analyzer("external")
+    access_analyzer.add_finding(arn, f"arn:aws:iam::{ACCOUNT_ID}:role/shared")
+    access_analyzer.throttle(times=2)  # AWS says "Rate exceeded" twice, then answers
+    findings = scan(clock)
+    assert failed(findings, "EXTERNAL_ACCESS") == {("EXTERNAL_ACCESS", "shared")}
+    assert unknown(findings, "EXTERNAL_ACCESS") == []
+    assert len(access_analyzer.requests) >= 4  # the two throttled attempts were retried
+
+
+def test_access_analyzer_throttled_past_the_retries_is_unknown_never_a_pass(iam, clock, access_analyzer):
+    access_analyzer.add_analyzer("external")
+    access_analyzer.throttle()  # every request
+    findings = scan(clock)
+    for check_id in ("ACCESS_ANALYZER_DISABLED", "EXTERNAL_ACCESS"):
+        assert failed(findings, check_id) == set()
+        [finding] = unknown(findings, check_id)
+        assert "throttling" in finding.detail.lower()
+    assert of(findings, "PASSWORD_POLICY_WEAK")[0].status.value == "fail"
+
+
 def test_external_access_reports_active_findings_across_pages(iam, clock, access_analyzer):
     arn = access_analyzer.add_analyzer("external")
     for name in ("shared-1", "shared-2", "shared-3"):  # the stub pages two at a time

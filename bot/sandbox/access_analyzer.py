@@ -29,6 +29,7 @@ class AccessAnalyzerStub:
         self.findings: dict[str, list[dict[str, Any]]] = {}  # analyzer arn -> findings
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, params/body)
         self.denied: str | None = None
+        self.throttled: int | None = 0  # requests still to throttle; None throttles every one
         self._lock = threading.Lock()
         self._saved_env: dict[str, str | None] = {}
         stub = self
@@ -97,9 +98,15 @@ class AccessAnalyzerStub:
             self.findings.clear()
             self.requests.clear()
             self.denied = None
+            self.throttled = 0
 
     def deny(self, message: str = "User is not authorized to perform: access-analyzer:ListAnalyzers") -> None:
         self.denied = message
+
+    def throttle(self, times: int | None = None) -> None:
+        """Answer the next ``times`` requests (every request when None) with 429 ThrottlingException."""
+        with self._lock:
+            self.throttled = times
 
     def add_analyzer(
         self,
@@ -161,6 +168,10 @@ class AccessAnalyzerStub:
     ) -> tuple[int, dict[str, Any], str | None]:
         with self._lock:
             self.requests.append((method, path, params))
+            if self.throttled is None or self.throttled > 0:
+                if self.throttled is not None:
+                    self.throttled -= 1
+                return 429, {"message": "Rate exceeded"}, "ThrottlingException"
             if self.denied is not None:
                 return 403, {"message": self.denied}, "AccessDeniedException"
             if method == "GET" and path == "/analyzer":
