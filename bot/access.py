@@ -355,6 +355,29 @@ def get_request(services: Services, request_id: str) -> AccessRequest | None:
     return AccessRequest.from_row(rows[0], _approvers_of(db, request_id)) if rows else None
 
 
+def audit_request(
+    services: Services,
+    request: AccessRequest,
+    action: str,
+    *,
+    actor: str,
+    at: datetime,
+    reason: str | None = None,
+    **detail: Any,
+) -> None:
+    """One audit record about a request: who, when, which request, role and account, and why."""
+    services.store.audit(
+        action,
+        actor=actor,
+        at=at,
+        request_id=request.id,
+        role=request.role,
+        account_id=request.account_id,
+        reason=reason,
+        **detail,
+    )
+
+
 def requests_for(services: Services, requester: str, *, limit: int = 15) -> list[AccessRequest]:
     """The member's own requests, newest first."""
     db = services.store.db
@@ -654,13 +677,12 @@ def approve(services: Services, request_id: str, approver: str) -> tuple[Approva
     request = get_request(services, request_id)
     assert request is not None
     if outcome in (Approval.RECORDED, Approval.APPROVED):
-        services.store.audit(
+        audit_request(
+            services,
+            request,
             "approved",
             actor=approver,
             at=now,
-            request_id=request.id,
-            role=request.role,
-            account_id=request.account_id,
             reason=request.reason,
             complete=outcome == Approval.APPROVED,
         )
@@ -679,13 +701,12 @@ def deny(services: Services, request_id: str, by: str, reason: str | None = None
         return None
     request = get_request(services, request_id)
     assert request is not None
-    services.store.audit(
+    audit_request(
+        services,
+        request,
         "denied",
         actor=by,
         at=now,
-        request_id=request.id,
-        role=request.role,
-        account_id=request.account_id,
         reason=request.deny_reason,
     )
     return request
@@ -701,13 +722,12 @@ def withdraw(services: Services, request_id: str, reason: str) -> bool:
     if changed == 1:
         request = get_request(services, request_id)
         assert request is not None
-        services.store.audit(
+        audit_request(
+            services,
+            request,
             "expired",
             actor="iamwarden",
             at=now,
-            request_id=request.id,
-            role=request.role,
-            account_id=request.account_id,
             reason=reason,
         )
     return changed == 1
@@ -731,13 +751,12 @@ def expire_pending(services: Services) -> list[AccessRequest]:
         if changed == 1:
             request = get_request(services, request_id)
             assert request is not None
-            services.store.audit(
+            audit_request(
+                services,
+                request,
                 "expired",
                 actor="iamwarden",
                 at=services.clock.now(),
-                request_id=request.id,
-                role=request.role,
-                account_id=request.account_id,
                 reason="nobody decided before the pending timeout",
             )
             expired.append(request)
@@ -764,13 +783,12 @@ def end_windows(services: Services) -> list[AccessRequest]:
         if changed == 1:
             request = get_request(services, request_id)
             assert request is not None
-            services.store.audit(
+            audit_request(
+                services,
+                request,
                 "expired",
                 actor="iamwarden",
                 at=services.clock.now(),
-                request_id=request.id,
-                role=request.role,
-                account_id=request.account_id,
                 reason="the approved window ended",
             )
             close_extensions(services, request_id, State.ENDED)
@@ -990,13 +1008,12 @@ def grant(services: Services, request_id: str) -> tuple[AccessRequest, IssuedCre
             "UPDATE access_requests SET state = 'failed', error = ? WHERE id = ? AND state = 'approved'",
             [problem, request_id],
         )
-        services.store.audit(
+        audit_request(
+            services,
+            request,
             "grant_failed",
             actor="iamwarden",
             at=now,
-            request_id=request.id,
-            role=request.role,
-            account_id=request.account_id,
             reason=problem,
         )
         log.warning("grant for %s failed: %s", request_id, problem)
@@ -1004,13 +1021,12 @@ def grant(services: Services, request_id: str) -> tuple[AccessRequest, IssuedCre
     services.store.execute(
         "UPDATE access_requests SET state = 'granted' WHERE id = ? AND state = 'approved'", [request_id]
     )
-    services.store.audit(
+    audit_request(
+        services,
+        request,
         "granted",
         actor="iamwarden",
         at=now,
-        request_id=request.id,
-        role=request.role,
-        account_id=request.account_id,
         reason=request.reason,
         access_key_id=issued.access_key_id,
         expires_at=iso(issued.expiration),
@@ -1035,13 +1051,12 @@ def reissue(services: Services, request_id: str, by: str) -> IssuedCredentials:
         raise
     except Exception as exc:
         raise AccessError(describe_assume_role_error(exc)) from None
-    services.store.audit(
+    audit_request(
+        services,
+        request,
         "credentials_reissued",
         actor=by,
         at=services.clock.now(),
-        request_id=request.id,
-        role=request.role,
-        account_id=request.account_id,
         access_key_id=issued.access_key_id,
         expires_at=iso(issued.expiration),
     )
@@ -1147,13 +1162,12 @@ def revoke(services: Services, request_id: str, by: str, *, done: bool = False) 
         written = False
         problem = str(exc) if isinstance(exc, AccessError) else describe_aws_error(exc, "iam:PutRolePolicy")
         log.warning("could not write the revocation for %s: %s", request_id, problem)
-    services.store.audit(
+    audit_request(
+        services,
+        request,
         "revoked",
         actor=by,
         at=now,
-        request_id=request.id,
-        role=request.role,
-        account_id=request.account_id,
         reason="requester is done" if done else "revoked",
         policy_written=written,
         problem=problem,
@@ -1393,13 +1407,12 @@ def review(services: Services, request_id: str, by: str, note: str | None = None
     ).rowcount
     if changed != 1:
         return None
-    services.store.audit(
+    audit_request(
+        services,
+        request,
         "reviewed",
         actor=by,
         at=now,
-        request_id=request.id,
-        role=request.role,
-        account_id=request.account_id,
         reason=note,
     )
     return get_request(services, request_id)
