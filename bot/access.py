@@ -609,18 +609,19 @@ def create_request(
                 "review_required": 0,
             },
         )
-    services.store.audit(
+    request = get_request(services, request_id)
+    assert request is not None
+    audit_request(
+        services,
+        request,
         "requested",
         actor=requester,
         at=now,
-        request_id=request_id,
-        role=role.name,
-        account_id=role.account_id,
         reason=reason,
         duration=format_duration(length),
         ticket=ticket,
     )
-    return get_request(services, request_id)  # type: ignore[return-value]
+    return request
 
 
 def set_message(services: Services, request_id: str, channel: str, ts: str) -> None:
@@ -1228,18 +1229,19 @@ def request_extension(services: Services, request_id: str, by: str) -> AccessReq
                 "review_required": 0,
             },
         )
-    services.store.audit(
+    extension = get_request(services, extension_id)
+    assert extension is not None
+    audit_request(
+        services,
+        extension,
         "extension_requested",
         actor=by,
         at=now,
-        request_id=extension_id,
-        role=parent.role,
-        account_id=parent.account_id,
         reason=parent.reason,
         parent=parent.id,
         duration=format_duration(length),
     )
-    return get_request(services, extension_id)  # type: ignore[return-value]
+    return extension
 
 
 def apply_extension(

@@ -588,6 +588,16 @@ def all_findings(cmd: SlashCommand, io: CommandIO) -> Message:
     return findings_message(report, file_note=file_note)
 
 
+def _resolve(book, query: str, io: CommandIO):  # noqa: ANN001, ANN202 - answers' own types
+    """The principals a typed name, ARN or @member means, or the message saying why there are none."""
+    try:
+        return answers.resolve_principal(book, query)
+    except PrincipalNotFound as exc:
+        return not_found_message(exc.query, exc.suggestions)
+    except MemberNotMapped as exc:
+        return not_mapped_message(exc.user_id, io.services.config.identity.tag_key)
+
+
 @subcommand(
     "risks",
     usage="risks @MEMBER|IAM-USER|ROLE-ARN",
@@ -601,12 +611,9 @@ def someone_risks(cmd: SlashCommand, io: CommandIO) -> Message:
     book = answers.current_book(io.services)
     if not book.snapshots:
         return no_snapshot_message(answers.next_scan_at(io.services))
-    try:
-        refs = answers.resolve_principal(book, target)
-    except PrincipalNotFound as exc:
-        return not_found_message(exc.query, exc.suggestions)
-    except MemberNotMapped as exc:
-        return not_mapped_message(exc.user_id, io.services.config.identity.tag_key)
+    refs = _resolve(book, target, io)
+    if isinstance(refs, Message):
+        return refs
     findings = answers.principal_findings(io.services, book, refs)
     risks = MemberRisks(
         user_id=cmd.user_id, status="ok", principals=refs, findings=findings, snapshots=book.snapshots
@@ -634,12 +641,9 @@ def can_call(cmd: SlashCommand, io: CommandIO) -> Message:
     book = answers.current_book(io.services)
     if not book.snapshots:
         return no_snapshot_message(answers.next_scan_at(io.services))
-    try:
-        refs = answers.resolve_principal(book, who)
-    except PrincipalNotFound as exc:
-        return not_found_message(exc.query, exc.suggestions)
-    except MemberNotMapped as exc:
-        return not_mapped_message(exc.user_id, io.services.config.identity.tag_key)
+    refs = _resolve(book, who, io)
+    if isinstance(refs, Message):
+        return refs
     results = answers.can(book, refs, action, resource)
     return deliver(
         can_message(who, action, resource, results, book.snapshots), io, cmd.user_id, filename="can.txt"
