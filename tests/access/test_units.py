@@ -1,5 +1,5 @@
 """The pure parts of just-in-time access: names STS accepts, revocation pruning, log scrubbing,
-Block Kit builders within Slack's limits. (End-to-end behaviour is in test_access.py.)"""
+Block Kit builders within Slack's limits. (End-to-end behaviour is in test_flows.py.)"""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ session policies, so these assertions are the only proof they are right.
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -20,166 +19,28 @@ import boto3
 import pytest
 
 from bot import access
-from bot.app import build_client
-from bot.federation import FederationStandIn
 from handlers import access as access_handlers
 from handlers.directory import clear_cache
 from handlers.ids import ActionId, BlockId, CallbackId
-from tests.conftest import ACCOUNT_ID, DEFAULT_CONFIG
-
-OTHER_ACCOUNT = "210987654321"
-APPROVALS = "C0APPROVALS"
-
-
-# -- helpers -----------------------------------------------------------------------------------------
-
-
-class AssumeRoleLog:
-    """Every AssumeRole the bot's boto3 session makes, with the parameters as sent."""
-
-    def __init__(self, services: Any):
-        self.calls: list[dict] = []
-        self._lock = threading.Lock()
-        services.aws.session.events.register("before-parameter-build.sts.AssumeRole", self._record)
-
-    def _record(self, params: dict, **_: Any) -> None:
-        with self._lock:
-            self.calls.append(copy.deepcopy(params))
-
-    @property
-    def last(self) -> dict:
-        return self.calls[-1]
-
-
-@pytest.fixture
-def federation():
-    stand_in = FederationStandIn().start()
-    yield stand_in
-    stand_in.stop()
-
-
-def make_config(federation: FederationStandIn, **changes: Any) -> dict:
-    config = copy.deepcopy(DEFAULT_CONFIG)
-    config["access"] = {"federation_url": federation.url, **changes.pop("access", {})}
-    role = config["roles"][0]
-    role.update(changes.pop("role", {}))
-    config["roles"] += changes.pop("extra_roles", [])
-    config.update(changes)
-    return config
-
-
-def create_role(name: str = "prod-admin", max_session: int = 7200) -> None:
-    iam = boto3.client("iam", region_name="us-east-1")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
-                "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
-            }
-        ],
-    }
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=max_session)
-
-
-@pytest.fixture
-def jit(make_bot, federation, aws):
-    """A bot with the prod-admin role in moto and a federation stand-in; returns (bot, sts log)."""
-
-    def start(**changes: Any):
-        create_role(max_session=changes.pop("max_session", 7200))
-        bot = make_bot(make_config(federation, **changes))
-        return bot, AssumeRoleLog(bot.services)
-
-    return start
-
-
-def request_messages(bot) -> list[dict]:
-    return bot.slack.messages(APPROVALS)
-
-
-def the_request(bot) -> access.AccessRequest:
-    rows = bot.store.execute("SELECT id FROM access_requests ORDER BY created_at, rowid").fetchall()
-    return access.get_request(bot.services, rows[-1][0])
-
-
-def click(
-    bot, user: str, action_id: str, request_id: str, *, channel: str = APPROVALS, message: dict | None = None
-):
-    if message is None:
-        message = next((m for m in bot.slack.messages(channel) if _has_action(m, action_id)), None)
-    response = bot.sender.block_action(user, action_id, request_id, message=message, channel_id=channel)
-    assert response.status == 200
-    return response
-
-
-def _has_action(message: dict, action_id: str) -> bool:
-    return any(
-        el.get("action_id") == action_id
-        for block in message.get("blocks", [])
-        for el in (block.get("elements") or []) + ([block["accessory"]] if block.get("accessory") else [])
-        if isinstance(el, dict)
-    )
-
-
-def text_of(message: dict) -> str:
-    parts = [message.get("text", "")]
-    for block in message.get("blocks", []):
-        text = block.get("text")
-        if isinstance(text, dict):
-            parts.append(text.get("text", ""))
-        for item in block.get("fields", []) or []:
-            parts.append(item.get("text", ""))
-        for el in block.get("elements", []) or []:
-            if isinstance(el, dict) and isinstance(el.get("text"), str):
-                parts.append(el["text"])
-    return "\n".join(parts)
-
-
-def credentials_from(ephemeral: dict) -> dict:
-    """The credential_process JSON the requester was shown."""
-    for block in ephemeral["blocks"]:
-        text = (block.get("text") or {}).get("text", "")
-        if text.startswith("*credential_process*"):
-            return json.loads(text.split("```")[1])
-    raise AssertionError("no credential_process block")
-
-
-def credential_ephemerals(bot, user: str = "U0ALICE") -> list[dict]:
-    return [e for e in bot.slack.ephemerals(user) if e["text"].startswith("Credentials for")]
-
-
-def wait_for_credentials(bot, count: int = 1, user: str = "U0ALICE") -> list[dict]:
-    bot.slack.wait_for(
-        "chat.postEphemeral", lambda c: c.args.get("text", "").startswith("Credentials for"), count=count
-    )
-    return credential_ephemerals(bot, user)
-
-
-def request_and_approve(bot, *, text: str = "request prod-admin 2h deploy hotfix", approver: str = "U0LEAD1"):
-    response = bot.command("U0ALICE", text)
-    assert response.status == 200
-    request = the_request(bot)
-    click(bot, approver, ActionId.ACCESS_APPROVE, request.id)
-    creds = wait_for_credentials(bot)
-    return access.get_request(bot.services, request.id), creds
-
-
-def caller_identity(creds: dict) -> dict:
-    sts = boto3.client(
-        "sts",
-        region_name="us-east-1",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-    return sts.get_caller_identity()
-
-
-def run_job(bot, fn) -> None:
-    fn(bot.services, build_client(bot.services))
-
+from tests.access.support import (  # noqa: E402
+    APPROVALS,
+    OTHER_ACCOUNT,
+    AssumeRoleLog,
+    caller_identity,
+    click,
+    create_role,
+    credential_ephemerals,
+    credentials_from,
+    has_action,
+    make_config,
+    request_and_approve,
+    request_messages,
+    run_job,
+    text_of,
+    the_request,
+    wait_for_credentials,
+)
+from tests.conftest import ACCOUNT_ID
 
 # -- request ---------------------------------------------------------------------------------------------
 
@@ -197,7 +58,7 @@ def test_shorthand_request_posts_a_durable_message_with_buttons_and_confirms_eph
     # What the requester typed cannot ping a channel; approvers are mentioned by id, never @channel.
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
     assert "<@U0LEAD1>" in text and "@sre-leads" in text
-    assert _has_action(message, ActionId.ACCESS_APPROVE) and _has_action(message, ActionId.ACCESS_DENY)
+    assert has_action(message, ActionId.ACCESS_APPROVE) and has_action(message, ActionId.ACCESS_DENY)
     buttons = [el for b in message["blocks"] if b["type"] == "actions" for el in b["elements"]]
     request = the_request(bot)
     assert {b["value"] for b in buttons} == {request.id}
@@ -328,7 +189,7 @@ def test_peer_approval_grants_working_credentials_with_the_exact_assume_role_par
     # The request message now says who approved and when access ends; only the key id is stored.
     message = request_messages(bot)[0]
     assert "Approved by <@U0LEAD1>" in text_of(message) and "2026-11-29 14:00 UTC" in text_of(message)
-    assert _has_action(message, ActionId.ACCESS_REVOKE) and not _has_action(message, ActionId.ACCESS_APPROVE)
+    assert has_action(message, ActionId.ACCESS_REVOKE) and not has_action(message, ActionId.ACCESS_APPROVE)
     [grant] = access.grants_of(bot.services, request.id)
     assert grant.access_key_id == creds["AccessKeyId"]
     assert [r["action"] for r in bot.store.audit_rows()] == ["requested", "approved", "granted"]
@@ -483,7 +344,7 @@ def test_deny_with_a_reason_ends_the_request(jit):
     )
     text = text_of(request_messages(bot)[0])
     assert "Denied by <@U0LEAD1>" in text and "&lt;!here&gt;" in text
-    assert not _has_action(request_messages(bot)[0], ActionId.ACCESS_APPROVE)
+    assert not has_action(request_messages(bot)[0], ActionId.ACCESS_APPROVE)
     # A late approval changes nothing.
     click(bot, "U0LEAD2", ActionId.ACCESS_APPROVE, request.id, message=request_messages(bot)[0])
     [late] = bot.slack.wait_for("chat.postEphemeral", lambda c: c.args["user"] == "U0LEAD2")
@@ -689,7 +550,7 @@ def test_revoke_from_an_extension_message_ends_the_access_it_extends(jit):
     bot.slack.wait_for("chat.postEphemeral", lambda c: "ended" in c.args.get("text", ""))
     assert access.get_request(bot.services, request.id).state == "revoked"
     assert access.get_request(bot.services, extension.id).state == "expired"
-    assert not _has_action(request_messages(bot)[-1], ActionId.ACCESS_APPROVE)
+    assert not has_action(request_messages(bot)[-1], ActionId.ACCESS_APPROVE)
 
 
 # -- break glass -------------------------------------------------------------------------------------------
@@ -706,7 +567,7 @@ def test_break_glass_grants_at_once_alerts_security_caps_daily_and_needs_a_revie
     [alert, thread_note] = bot.slack.messages("C0SECURITY")
     assert "BREAK GLASS" in text_of(alert) and "database is on fire" in text_of(alert)
     assert thread_note["thread_ts"] == alert["ts"]
-    assert _has_action(alert, ActionId.ACCESS_REVIEW)
+    assert has_action(alert, ActionId.ACCESS_REVIEW)
     # The daily cap (1 by default).
     click(bot, "U0ALICE", ActionId.ACCESS_DONE, request.id, channel="C0SECURITY", message=alert)
     bot.slack.wait_for("chat.postEphemeral", lambda c: "ended" in c.args.get("text", ""))

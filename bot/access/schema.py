@@ -1,0 +1,72 @@
+"""The access tables. Append new migrations at the end; never edit an applied one."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from bot.store import migrations
+
+
+@migrations()
+def m101_access(db: sqlite_utils.Database) -> None:
+    db["access_requests"].create(
+        {
+            "id": str,
+            "kind": str,
+            "parent_id": str,
+            "requester": str,
+            "role": str,
+            "role_arn": str,
+            "account_id": str,
+            "duration_seconds": int,
+            "reason": str,
+            "ticket": str,
+            "state": str,
+            "created_at": str,
+            "pending_until": str,
+            "decided_at": str,
+            "decided_by": str,
+            "deny_reason": str,
+            "window_start": str,
+            "window_end": str,
+            "extensions": int,
+            "origin_channel": str,
+            "channel": str,
+            "message_ts": str,
+            "ended_at": str,
+            "ended_by": str,
+            "error": str,
+            "review_required": int,
+            "reviewed_by": str,
+            "reviewed_at": str,
+            "next_reminder_at": str,
+        },
+        pk="id",
+        defaults={"extensions": 0, "review_required": 0},
+    )
+    db["access_requests"].create_index(["requester", "state"])
+    db["access_requests"].create_index(["state"])
+    db["access_approvals"].create(
+        {"request_id": str, "approver": str, "at": str}, pk=("request_id", "approver")
+    )
+    # Only the access key id and expiry: never the secret key or the session token.
+    db["access_grants"].create(
+        {
+            "id": int,
+            "request_id": str,
+            "access_key_id": str,
+            "session_name": str,
+            "issued_at": str,
+            "expires_at": str,
+            "duration_seconds": int,
+            "reason": str,
+        },
+        pk="id",
+    )
+    db["access_grants"].create_index(["request_id"])
+
+
+@migrations()
+def m102_access_parent_index(db: sqlite_utils.Database) -> None:
+    # Extensions are looked up by the access they extend on every end, revoke and extend.
+    db["access_requests"].create_index(["parent_id"])

@@ -1,0 +1,222 @@
+"""The Slack side of access: posting, re-rendering and delivering, for listeners, jobs and restarts alike."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import access
+from bot.access import AccessRequest, IssuedCredentials, Kind
+from bot.federation import FederationError, signin_url
+from bot.services import Services
+from handlers.access.views import credentials_message, request_message, when
+from handlers.blocks import (
+    Message,
+    actions,
+    button,
+    code,
+    escape,
+    mention,
+    section,
+)
+from handlers.commands import UserError
+from handlers.directory import DirectoryError, usergroup_members
+from handlers.ids import ActionId
+
+log = logging.getLogger(__name__)
+
+
+def members_resolver(client: WebClient, services: Services) -> Callable[[str], frozenset[str]]:
+    """User-group members for authorization: Slack errors raise DirectoryError (never a guess)."""
+    return lambda handle: usergroup_members(client, services, handle, strict=True)
+
+
+def approver_availability(
+    client: WebClient, services: Services, role_name: str, requester: str
+) -> tuple[set[str] | None, list[str]]:
+    """(members who could approve now, or None when a group could not be resolved; configured
+    approvers who have left Slack). The requester never counts."""
+    role = services.config.role(role_name)
+    possible: set[str] | None = set()
+    departed: list[str] = []
+    for entry in role.approvers if role else []:
+        if entry[:1] in "UW":
+            if entry == requester:
+                continue
+            try:
+                gone = bool(client.users_info(user=entry)["user"].get("deleted"))
+            except SlackApiError as exc:
+                gone = (exc.response.get("error") if exc.response else "") == "user_not_found"
+            if gone:
+                departed.append(entry)
+            elif possible is not None:
+                possible.add(entry)
+        else:
+            try:
+                members = usergroup_members(client, services, entry, strict=True)
+            except DirectoryError:
+                possible = None  # unknown: the decision happens at the click
+                continue
+            if possible is not None:
+                possible |= members - {requester}
+    return possible, departed
+
+
+def tell(client: WebClient, user: str, channel: str | None, text: str) -> None:
+    """A short private answer to whoever clicked (ephemeral where they are, else a DM)."""
+    try:
+        if channel:
+            client.chat_postEphemeral(channel=channel, user=user, text=text)
+        else:
+            client.chat_postMessage(channel=user, text=text)
+    except SlackApiError as exc:
+        log.warning("could not tell %s: %s", user, exc.response.get("error") if exc.response else exc)
+
+
+def dm(client: WebClient, user: str, message: Message) -> None:
+    """A durable note to a member (never credentials)."""
+    try:
+        client.chat_postMessage(channel=user, **message.as_kwargs())
+    except SlackApiError as exc:
+        log.warning("could not DM %s: %s", user, exc.response.get("error") if exc.response else exc)
+
+
+# -- Slack side effects ----------------------------------------------------------------------------
+
+
+def post_request(services: Services, client: WebClient, request: AccessRequest) -> None:
+    """Post the durable request message to the approvals channel and remember where it is."""
+    channel = services.config.slack.approvals_channel
+    if not channel:
+        raise UserError("No approvals channel is configured (`[slack] approvals_channel`); ask an admin.")
+    try:
+        result = client.chat_postMessage(channel=channel, **request_message(services, request).as_kwargs())
+    except SlackApiError as exc:
+        error = exc.response.get("error", "unknown") if exc.response is not None else "unknown"
+        # Nobody could ever see it: withdraw it rather than leave an invisible pending request.
+        access.withdraw(services, request.id, f"could not post to the approvals channel ({error})")
+        raise UserError(
+            f"I could not post your request to the approvals channel ({escape(error)}); nothing was requested. "
+            "Ask an admin to invite me there."
+        ) from None
+    access.set_message(services, request.id, result["channel"], result["ts"])
+
+
+def refresh(services: Services, client: WebClient, request_id: str) -> None:
+    """Re-render the request's message from stored state."""
+    request = access.get_request(services, request_id)
+    if request is None or not request.channel or not request.message_ts:
+        return
+    try:
+        client.chat_update(
+            channel=request.channel, ts=request.message_ts, **request_message(services, request).as_kwargs()
+        )
+    except SlackApiError as exc:
+        log.warning("could not update the message of %s: %s", request_id, exc.response.get("error"))
+
+
+def deliver(
+    services: Services,
+    client: WebClient,
+    request: AccessRequest,
+    creds: IssuedCredentials,
+    channel: str | None = None,
+) -> None:
+    """Credentials to the requester only: ephemeral where they are, or a DM if configured."""
+    console_url, problem = None, None
+    try:
+        console_url = signin_url(services.config.access.federation_url, creds)
+    except FederationError as exc:
+        problem = str(exc)
+    message = credentials_message(request, creds, console_url, problem)
+    if services.config.access.deliver_credentials == "dm":
+        client.chat_postMessage(channel=request.requester, **message.as_kwargs())
+        return
+    where = channel or request.origin_channel or request.requester
+    try:
+        client.chat_postEphemeral(channel=where, user=request.requester, **message.as_kwargs())
+    except SlackApiError:
+        # Not in that channel any more: the app's DM always works for an ephemeral message.
+        client.chat_postEphemeral(channel=request.requester, user=request.requester, **message.as_kwargs())
+
+
+def announce_grant(
+    services: Services, client: WebClient, request: AccessRequest, creds: IssuedCredentials | None
+) -> None:
+    refresh(services, client, request.id)
+    if creds is None:
+        dm(
+            client,
+            request.requester,
+            Message(
+                text=f"Your request {request.id} for {request.role} was approved, but the grant failed.",
+                blocks=[
+                    section(
+                        f"Your request {code(request.id)} for {code(request.role)} was approved, but the grant "
+                        f"failed: {escape(request.error or 'unknown error')}"
+                    )
+                ],
+            ),
+        )
+        return
+    deliver(services, client, request, creds)
+    dm(
+        client,
+        request.requester,
+        Message(
+            text=f"Access to {request.role} granted until {request.window_end:%H:%M} UTC.",
+            blocks=[
+                section(
+                    f":white_check_mark: Access to {code(request.role)} granted "
+                    f"(approved by {', '.join(mention(a) for a in request.approvers) or 'break glass'}). "
+                    f"It ends {when(request.window_end)}. Your credentials were shown to you privately."
+                ),
+                actions(
+                    button("Get credentials again", ActionId.ACCESS_REISSUE, request.id),
+                    button("I'm done", ActionId.ACCESS_DONE, request.id),
+                ),
+            ],
+        ),
+    )
+
+
+def finish_approval(services: Services, client: WebClient, request: AccessRequest) -> None:
+    """The one caller that saw APPROVED grants (or applies the extension) and tells everyone."""
+    if request.kind == Kind.EXTENSION:
+        extension, parent, creds = access.apply_extension(services, request.id)
+        refresh(services, client, extension.id)
+        if parent is None:
+            dm(
+                client,
+                request.requester,
+                Message(text=f"Extension {extension.id} came too late: the access had ended."),
+            )
+            return
+        refresh(services, client, parent.id)
+        if creds is not None:
+            deliver(services, client, parent, creds)
+        dm(
+            client,
+            parent.requester,
+            Message(
+                text=f"Access to {parent.role} extended until {parent.window_end:%H:%M} UTC.",
+                blocks=[
+                    section(
+                        f":white_check_mark: Access to {code(parent.role)} extended; it now ends "
+                        f"{when(parent.window_end)}."
+                    )
+                ],
+            ),
+        )
+        return
+    request, creds = access.grant(services, request.id)
+    announce_grant(services, client, request, creds)
+
+
+def refresh_with_extensions(services: Services, client: WebClient, request_id: str) -> None:
+    refresh(services, client, request_id)
+    for extension_id in access.extension_ids(services, request_id):
+        refresh(services, client, extension_id)
