@@ -21,6 +21,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -84,7 +85,19 @@ class RoleConfig(_Section):
     require_ticket: bool | str = False
     # Who may request it: user ids / group handles; empty means everyone.
     requesters: list[str] = Field(default_factory=list)
+    # Who may break glass on it (user ids / group handles); required when break_glass = true.
+    break_glass_requesters: list[str] = Field(default_factory=list)
+    # Sessions may assume further roles (then a revocation on this role does not reach them).
+    allow_role_chaining: bool = False
     description: str = ""
+
+    @model_validator(mode="after")
+    def _break_glass_needs_requesters(self) -> RoleConfig:
+        if self.break_glass and not self.break_glass_requesters:
+            raise ValueError(
+                f"role {self.name}: break_glass = true needs break_glass_requesters (user ids or @groups)"
+            )
+        return self
 
     @property
     def account_id(self) -> str:
@@ -248,6 +261,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("IAMWARDEN_LOG_LEVEL"),
     )
     aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("IAMWARDEN_AWS_REGION"))
+    # Test-only: pause a grant at this step (bot/access/killpoints.py) so a test can kill the process.
+    test_pause_at: str | None = Field(default=None, validation_alias=AliasChoices("IAMWARDEN_TEST_PAUSE_AT"))
     # Loaded from the TOML file, never from an environment variable (IAMWARDEN_CONFIG is the file's path).
     _config: Config = PrivateAttr(default_factory=Config)
 

@@ -26,12 +26,17 @@ from bot.access.authorization import *  # noqa: F403
 from bot.access.break_glass import *  # noqa: F403
 from bot.access.extension import *  # noqa: F403
 from bot.access.grant import *  # noqa: F403
-from bot.access.grant import _assume, _aws_for_account, _role_name  # noqa: F401
+from bot.access.grant import _assume  # noqa: F401
+from bot.access.leases import *  # noqa: F403
 from bot.access.model import *  # noqa: F403
 from bot.access.model import _rows  # noqa: F401
+from bot.access.notifier import *  # noqa: F403
+from bot.access.recovery import *  # noqa: F403
 from bot.access.redaction import *  # noqa: F403
 from bot.access.revocation import *  # noqa: F403
 from bot.access.revocation import _revocation_statement, _write_revocation  # noqa: F401
+from bot.access.sessions import *  # noqa: F403
+from bot.access.sessions import _aws_for_account, _role_name  # noqa: F401
 from bot.access.transitions import *  # noqa: F403
 from bot.access.transitions import _insert_request, _new_id  # noqa: F401
 from bot.store import iso  # noqa: F401  (tests and callers use access.iso)

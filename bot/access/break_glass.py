@@ -9,12 +9,15 @@ from bot.access.grant import grant
 from bot.access.model import (
     AccessError,
     AccessRequest,
+    ActivePort,
     IssuedCredentials,
     Kind,
     State,
+    always_active,
     audit_request,
     get_request,
 )
+from bot.access.notifier import AlertFailed, Notifier, SilentNotifier
 from bot.access.transitions import _insert_request, _new_id
 from bot.services import Services
 from bot.store import iso
@@ -30,14 +33,28 @@ def break_glass(
     reason: str,
     origin_channel: str | None = None,
     members_of: MembersOf = lambda _: (),
+    notifier: Notifier | None = None,
+    is_active: ActivePort = always_active,
 ) -> tuple[AccessRequest, IssuedCredentials | None]:
-    """Granted at once without a peer, for roles with ``break_glass = true``; capped per member per
-    day; a review is required afterwards."""
+    """Granted at once without a peer, for roles with ``break_glass = true``, to the role's
+    ``break_glass_requesters`` only; capped per member per day; a review is required afterwards.
+
+    Never silent: the security alert is posted (``notifier.alert_break_glass``) before AssumeRole;
+    when it cannot be, the request fails, nothing is granted and AccessError says why.
+    """
+    notifier = notifier or SilentNotifier()
     role = role_config(services, role_name)
     if not role.break_glass:
         raise AccessError(f"{role.name} does not allow break glass; use /iam request.")
+    if not is_listed(requester, role.break_glass_requesters, members_of):
+        raise AccessError(
+            f"You are not on the list of people who may break glass on {role.name} "
+            "(the role's break_glass_requesters); ask an approver with /iam request."
+        )
     if role.requesters and not is_listed(requester, role.requesters, members_of):
         raise AccessError(f"You are not on the list of people who may request {role.name}.")
+    if not is_active(requester):
+        raise AccessError("Break glass is for active members of the workspace only.")
     reason = (reason or "").strip()
     if not reason:
         raise AccessError("Break glass needs a reason: the security team reviews every use.")
@@ -48,7 +65,9 @@ def break_glass(
     length = role.max_duration
     with services.store.transaction() as db:
         used = db.execute(
-            "SELECT count(*) FROM access_requests WHERE requester = ? AND kind = 'break_glass' AND created_at >= ?",
+            # A use refused because security could not be alerted does not count: nothing was granted.
+            "SELECT count(*) FROM access_requests WHERE requester = ? AND kind = 'break_glass' AND created_at >= ? "
+            "AND NOT (state = 'failed' AND error LIKE 'the security alert could not be posted%')",
             [requester, iso(day_start)],
         ).fetchone()[0]
         if used >= cap:
@@ -99,7 +118,22 @@ def break_glass(
         account_id=role.account_id,
         reason=reason,
     )
-    return grant(services, request_id)
+    request = get_request(services, request_id)
+    assert request is not None
+    try:
+        notifier.alert_break_glass(request)
+    except AlertFailed as exc:
+        problem = f"the security alert could not be posted: {exc}"
+        services.store.execute(
+            "UPDATE access_requests SET state = 'failed', error = ?, review_required = 0 WHERE id = ? "
+            "AND state = 'approved'",
+            [problem, request_id],
+        )
+        audit_request(services, request, "break_glass_refused", actor="iamwarden", at=now, reason=problem)
+        raise AccessError(
+            f"Break glass refused: {problem}. Nothing was granted; call the security team."
+        ) from None
+    return grant(services, request_id, is_active=is_active)
 
 
 def review(services: Services, request_id: str, by: str, note: str | None = None) -> AccessRequest | None:

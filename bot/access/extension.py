@@ -6,13 +6,15 @@ import logging
 from datetime import datetime
 
 from bot.access.authorization import format_duration, role_config
-from bot.access.grant import _assume
+from bot.access.grant import issue_session
 from bot.access.model import (
     AccessError,
     AccessRequest,
+    ActivePort,
     IssuedCredentials,
     Kind,
     State,
+    always_active,
     audit_request,
     get_request,
     resolve_parent,
@@ -90,7 +92,7 @@ def request_extension(services: Services, request_id: str, by: str) -> AccessReq
 
 
 def apply_extension(
-    services: Services, extension_id: str
+    services: Services, extension_id: str, *, is_active: ActivePort = always_active
 ) -> tuple[AccessRequest, AccessRequest | None, IssuedCredentials | None]:
     """An approved extension moves the parent's window end (no gap) and issues fresh credentials
     that last into the new window (no early cut by the old session policy).
@@ -148,8 +150,9 @@ def apply_extension(
         approvers=extension.approvers,
     )
     try:
-        issued = _assume(services, parent, "extend")
+        # Under the parent's lease with a re-check: a Revoke racing the extension wins.
+        _, issued = issue_session(services, parent.id, "extend", is_active=is_active)
     except Exception as exc:
-        log.warning("re-issue after extension of %s failed: %s", parent.id, error_code(exc))
-        return extension, parent, None
+        log.warning("re-issue after extension of %s failed: %s", parent.id, error_code(exc) or exc)
+        return extension, get_request(services, parent.id), None
     return extension, parent, issued

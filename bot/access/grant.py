@@ -1,150 +1,61 @@
-"""The STS grant: session names, tags, the session policy, AssumeRole, re-issue."""
+"""The STS grant: AssumeRole under the request's lease, recorded atomically, and re-issue."""
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import UTC, datetime, timedelta
 
+import sqlite_utils
 from pydantic import SecretStr
 
+from bot.access.killpoints import pause_at
+from bot.access.leases import request_lease
 from bot.access.model import (
-    CHAINED_SESSION_SECONDS,
-    DEFAULT_MAX_SESSION_SECONDS,
     EXPIRY_SKEW,
-    MIN_SESSION_SECONDS,
     TAG_PREFIX,
     AccessError,
     AccessRequest,
+    ActivePort,
     IssuedCredentials,
     State,
+    always_active,
     audit_request,
     get_request,
     resolve_parent,
 )
+from bot.access.outbox import DELIVERY_GRACE, enqueue
 from bot.access.redaction import SCRUBBER
-from bot.aws import AwsFactory, describe_aws_error, error_code, is_access_denied
+from bot.access.revocation import deny_sessions
+from bot.access.sessions import (
+    role_session_name,
+    session_duration,
+    session_policy,
+    session_tags,
+    source_identity,
+)
+from bot.aws import describe_aws_error, error_code, is_access_denied
 from bot.services import Services
 from bot.store import iso
 
 log = logging.getLogger(__name__)
 
-# -- AWS: the grant -----------------------------------------------------------------------------
-
-_SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
-
-
-def role_session_name(requester: str, request_id: str) -> str:
-    """``iamwarden-<requester>-<request id>``: only characters STS accepts, at most 64."""
-    requester = _SESSION_NAME_BAD.sub("-", requester)[:30]
-    request_id = _SESSION_NAME_BAD.sub("-", request_id)[:20]
-    return f"iamwarden-{requester}-{request_id}"[:64]
-
-
-def source_identity(requester: str) -> str:
-    """The requester, as STS accepts a SourceIdentity (2–64 of ``[\\w+=,.@-]``)."""
-    value = _SESSION_NAME_BAD.sub("-", requester)[:64]
-    return value if len(value) >= 2 else f"{value}--"[:2]
-
-
-_TAG_BAD = re.compile(r"[^\w .:/=+\-@]", re.UNICODE)
-
-
-def session_tags(request: AccessRequest) -> list[dict[str, str]]:
-    approvers = (
-        " ".join(request.approvers)
-        if request.approvers
-        else ("break-glass" if request.is_break_glass else "none")
-    )
-    return [
-        {"Key": TAG_PREFIX + "request-id", "Value": request.id},
-        {"Key": TAG_PREFIX + "requester", "Value": _TAG_BAD.sub("-", request.requester)[:256]},
-        {"Key": TAG_PREFIX + "approvers", "Value": _TAG_BAD.sub("-", approvers)[:256]},
-    ]
-
-
-def session_policy(window_end: datetime) -> dict:
-    """Keeps the role's permissions but denies everything after the window's end, so even a console
-    session minted from these credentials cannot outlive the approval."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "WithinTheRole", "Effect": "Allow", "Action": "*", "Resource": "*"},
-            {
-                "Sid": "NothingAfterTheApprovedWindow",
-                "Effect": "Deny",
-                "Action": "*",
-                "Resource": "*",
-                "Condition": {"DateGreaterThan": {"aws:CurrentTime": iso(window_end)}},
-            },
-        ],
-    }
-
-
-def _caller_arn(services: Services) -> str:
-    cache = services.extras.setdefault("access.caller", {})
-    key = id(services.aws)
-    if key not in cache:
-        cache[key] = services.aws.client("sts").get_caller_identity()["Arn"]
-    return cache[key]
-
-
-def bot_uses_role_credentials(services: Services) -> bool:
-    """AWS caps sessions assumed from role credentials (role chaining) at one hour."""
-    try:
-        return ":assumed-role/" in _caller_arn(services)
-    except Exception as exc:  # unknown: assume the stricter cap rather than fail the grant
-        log.warning("could not tell what the bot's own credentials are (%s); capping at 1 h", error_code(exc))
-        return True
-
-
-def _aws_for_account(services: Services, account_id: str) -> AwsFactory:
-    """The bot's own credentials, or the configured reader role for another account."""
-    account = next((a for a in services.config.accounts if a.id == account_id), None)
-    if account is not None and account.role_arn:
-        return services.aws.for_role(account.role_arn, external_id=account.external_id)
-    return services.aws
-
-
-def _role_name(role_arn: str) -> str:
-    return role_arn.rsplit("/", 1)[-1]
-
-
-def role_max_session(services: Services, request: AccessRequest) -> int:
-    """The role's MaxSessionDuration (GetRole); AWS's default when it cannot be read."""
-    try:
-        iam = _aws_for_account(services, request.account_id).client("iam")
-        return int(iam.get_role(RoleName=_role_name(request.role_arn))["Role"]["MaxSessionDuration"])
-    except Exception as exc:
-        log.warning(
-            "GetRole %s failed (%s); assuming the default maximum session of 1 h",
-            request.role_arn,
-            error_code(exc),
-        )
-        return DEFAULT_MAX_SESSION_SECONDS
-
-
-def session_duration(services: Services, request: AccessRequest, now: datetime) -> int:
-    """The smaller of: time left in the window, the role's MaxSessionDuration, 1 h when chaining.
-
-    Never below AWS's 15-minute minimum: the session policy still ends access at the window's end.
-    """
-    assert request.window_end is not None
-    left = int((request.window_end - now).total_seconds())
-    if left <= 0:
-        raise AccessError("The approved window is over; request access again.")
-    limits = [left, role_max_session(services, request)]
-    if bot_uses_role_credentials(services):
-        limits.append(CHAINED_SESSION_SECONDS)
-    return max(MIN_SESSION_SECONDS, min(limits))
-
 
 def _assume(services: Services, request: AccessRequest, reason: str) -> IssuedCredentials:
+    """AssumeRole and record the grant (kept for callers of the old name; no lease, no re-check)."""
+    issued, now = assume_role(services, request)
+    with services.store.transaction() as db:
+        record_grant(db, request, issued, now, reason)
+    return issued
+
+
+def assume_role(services: Services, request: AccessRequest) -> tuple[IssuedCredentials, datetime]:
+    """One AssumeRole for the request's window; nothing recorded. Returns (credentials, when asked)."""
     now = services.clock.now()
     duration = session_duration(services, request, now)
     name = role_session_name(request.requester, request.id)
     assert request.window_end is not None
+    role = services.config.role(request.role)
     response = services.aws.client("sts").assume_role(
         RoleArn=request.role_arn,
         RoleSessionName=name,
@@ -152,7 +63,10 @@ def _assume(services: Services, request: AccessRequest, reason: str) -> IssuedCr
         SourceIdentity=source_identity(request.requester),
         Tags=session_tags(request),
         TransitiveTagKeys=[TAG_PREFIX + "request-id", TAG_PREFIX + "requester"],
-        Policy=json.dumps(session_policy(request.window_end), separators=(",", ":")),
+        Policy=json.dumps(
+            session_policy(request.window_end, allow_role_chaining=bool(role and role.allow_role_chaining)),
+            separators=(",", ":"),
+        ),
     )
     creds = response["Credentials"]
     expiration = creds["Expiration"]
@@ -178,12 +92,26 @@ def _assume(services: Services, request: AccessRequest, reason: str) -> IssuedCr
         account_id=request.account_id,
         role_arn=request.role_arn,
     )
-    services.store.execute(
+    return issued, now
+
+
+def record_grant(
+    db: sqlite_utils.Database, request: AccessRequest, issued: IssuedCredentials, now: datetime, reason: str
+) -> None:
+    """The key id and expiry of an issued session (never the secrets)."""
+    db.execute(
         "INSERT INTO access_grants (request_id, access_key_id, session_name, issued_at, expires_at, "
         "duration_seconds, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [request.id, issued.access_key_id, name, iso(now), iso(expiration), duration, reason],
+        [
+            request.id,
+            issued.access_key_id,
+            issued.session_name,
+            iso(now),
+            iso(issued.expiration),
+            issued.duration_seconds,
+            reason,
+        ],
     )
-    return issued
 
 
 def describe_assume_role_error(exc: BaseException) -> str:
@@ -196,58 +124,133 @@ def describe_assume_role_error(exc: BaseException) -> str:
     return describe_aws_error(exc, "sts:AssumeRole")
 
 
-def grant(services: Services, request_id: str) -> tuple[AccessRequest, IssuedCredentials | None]:
-    """approved → granted: open the window, AssumeRole, store the key id. Call only after APPROVED.
+class RevokedWhileIssuing(AccessError):
+    """The request was revoked while AssumeRole ran: the session is denied and not delivered."""
 
-    On an AWS error the request becomes ``failed`` and (request, None) is returned.
+
+def grant(
+    services: Services, request_id: str, *, is_active: ActivePort = always_active
+) -> tuple[AccessRequest, IssuedCredentials | None]:
+    """approved → granted: open the window, AssumeRole, record the grant. Call only after APPROVED.
+
+    Holds the request's lease throughout, so a revocation waits for the session to be recorded and
+    its cutoff covers it. The grant row, the state change, the audit entry and the delivery outbox
+    row are one transaction: a crash leaves either none of them or all. On an AWS error the request
+    becomes ``failed`` and (request, None) is returned.
     """
-    now = services.clock.now()
-    request = get_request(services, request_id)
-    if request is None or request.state != State.APPROVED:
-        raise AccessError(f"Request {request_id} is not waiting for a grant.")
-    window_end = now + request.duration
-    services.store.execute(
-        "UPDATE access_requests SET window_start = ?, window_end = ? WHERE id = ? AND state = 'approved'",
-        [iso(now), iso(window_end), request_id],
-    )
-    request.window_start, request.window_end = now, window_end
-    try:
-        issued = _assume(services, request, "grant")
-    except Exception as exc:
-        problem = str(exc) if isinstance(exc, AccessError) else describe_assume_role_error(exc)
+    with request_lease(services, request_id):
+        request = get_request(services, request_id)
+        if request is None or request.state != State.APPROVED:
+            raise AccessError(f"Request {request_id} is not waiting for a grant.")
+        now = services.clock.now()
+        if not is_active(request.requester):
+            problem = "the requester is no longer an active member of the workspace"
+            _fail(services, request, problem, now)
+            return get_request(services, request_id), None  # type: ignore[return-value]
+        window_end = now + request.duration
         services.store.execute(
-            "UPDATE access_requests SET state = 'failed', error = ? WHERE id = ? AND state = 'approved'",
-            [problem, request_id],
+            "UPDATE access_requests SET window_start = ?, window_end = ?, assume_started_at = ? "
+            "WHERE id = ? AND state = 'approved'",
+            [iso(now), iso(window_end), iso(now), request_id],
         )
-        audit_request(
-            services,
-            request,
-            "grant_failed",
-            actor="iamwarden",
-            at=now,
-            reason=problem,
-        )
-        log.warning("grant for %s failed: %s", request_id, problem)
-        return get_request(services, request_id), None  # type: ignore[return-value]
-    services.store.execute(
-        "UPDATE access_requests SET state = 'granted' WHERE id = ? AND state = 'approved'", [request_id]
-    )
-    audit_request(
-        services,
-        request,
-        "granted",
-        actor="iamwarden",
-        at=now,
-        reason=request.reason,
-        access_key_id=issued.access_key_id,
-        expires_at=iso(issued.expiration),
-        window_end=iso(window_end),
-        approvers=request.approvers,
-    )
+        request.window_start, request.window_end = now, window_end
+        pause_at(services, "assume_started")
+        try:
+            issued, issued_at = assume_role(services, request)
+        except Exception as exc:
+            problem = str(exc) if isinstance(exc, AccessError) else describe_assume_role_error(exc)
+            _fail(services, request, problem, now)
+            log.warning("grant for %s failed: %s", request_id, problem)
+            return get_request(services, request_id), None  # type: ignore[return-value]
+        pause_at(services, "assumed")
+        with services.store.transaction() as db:
+            record_grant(db, request, issued, issued_at, "grant")
+            changed = db.execute(
+                "UPDATE access_requests SET state = 'granted' WHERE id = ? AND state = 'approved'",
+                [request_id],
+            ).rowcount
+            if changed == 1:
+                audit_request(
+                    services,
+                    request,
+                    "granted",
+                    actor="iamwarden",
+                    at=now,
+                    reason=request.reason,
+                    access_key_id=issued.access_key_id,
+                    expires_at=iso(issued.expiration),
+                    window_end=iso(window_end),
+                    approvers=request.approvers,
+                )
+                enqueue(db, "deliver", request_id, now=now, delay=DELIVERY_GRACE)
+        if changed != 1:
+            # Withdrawn or ended while AssumeRole ran: the session must not work.
+            _deny_new_session(services, request, "grant")
+            return get_request(services, request_id), None  # type: ignore[return-value]
+    pause_at(services, "granted")
     return get_request(services, request_id), issued  # type: ignore[return-value]
 
 
-def reissue(services: Services, request_id: str, by: str) -> IssuedCredentials:
+def _fail(services: Services, request: AccessRequest, problem: str, now: datetime) -> None:
+    services.store.execute(
+        "UPDATE access_requests SET state = 'failed', error = ? WHERE id = ? AND state = 'approved'",
+        [problem, request.id],
+    )
+    audit_request(services, request, "grant_failed", actor="iamwarden", at=now, reason=problem)
+
+
+def _deny_new_session(services: Services, request: AccessRequest, reason: str) -> None:
+    written, problem, _ = deny_sessions(services, request, now=services.clock.now())
+    audit_request(
+        services,
+        request,
+        "session_denied",
+        actor="iamwarden",
+        at=services.clock.now(),
+        reason=f"{reason}: the request ended while its session was being issued",
+        policy_written=written,
+        problem=problem,
+    )
+
+
+def issue_session(
+    services: Services, request_id: str, reason: str, *, is_active: ActivePort = always_active
+) -> tuple[AccessRequest, IssuedCredentials]:
+    """A fresh session for granted access (re-issue, extension), serialized with revocation.
+
+    Under the request's lease: the state is checked, AssumeRole runs, the grant is recorded and the
+    state checked again; if the access ended meanwhile, the session is denied on the role and
+    RevokedWhileIssuing is raised (nothing to deliver).
+    """
+    with request_lease(services, request_id):
+        request = get_request(services, request_id)
+        if request is None:
+            raise AccessError(f"There is no access request {request_id}.")
+        if request.state != State.GRANTED:
+            raise AccessError(f"Request {request.id} is {request.state}; there is nothing to re-issue.")
+        if not is_active(request.requester):
+            raise AccessError("The requester is no longer an active member of the workspace.")
+        try:
+            issued, issued_at = assume_role(services, request)
+        except AccessError:
+            raise
+        except Exception as exc:
+            raise AccessError(describe_assume_role_error(exc)) from None
+        with services.store.transaction() as db:
+            record_grant(db, request, issued, issued_at, reason)
+            state = db.execute("SELECT state FROM access_requests WHERE id = ?", [request_id]).fetchone()[0]
+        if state != State.GRANTED:
+            _deny_new_session(services, request, reason)
+            raise RevokedWhileIssuing(
+                f"Access {request.id} ended while these credentials were being issued; they were not "
+                "delivered and the role denies them."
+            )
+    return request, issued
+
+
+def reissue(
+    services: Services, request_id: str, by: str, *, is_active: ActivePort = always_active
+) -> IssuedCredentials:
     """Get credentials again: a fresh session inside the approved window (requester only)."""
     request = get_request(services, resolve_parent(services, request_id))
     if request is None:
@@ -256,12 +259,7 @@ def reissue(services: Services, request_id: str, by: str) -> IssuedCredentials:
         raise AccessError("Only the requester can get these credentials.")
     if request.state != State.GRANTED:
         raise AccessError(f"Request {request.id} is {request.state}; there is nothing to re-issue.")
-    try:
-        issued = _assume(services, request, "reissue")
-    except AccessError:
-        raise
-    except Exception as exc:
-        raise AccessError(describe_assume_role_error(exc)) from None
+    request, issued = issue_session(services, request.id, "reissue", is_active=is_active)
     audit_request(
         services,
         request,

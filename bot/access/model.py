@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -47,6 +47,15 @@ OPEN_STATES = (State.PENDING, State.APPROVED, State.GRANTED)
 
 class AccessError(Exception):
     """Something the person can act on; the message is plain text (escape before showing)."""
+
+
+# "Is this member still an active member of the workspace?" The Slack side may provide one (for
+# example from users.info); intents that issue credentials or count an approval ask it.
+ActivePort = Callable[[str], bool]
+
+
+def always_active(_user_id: str) -> bool:
+    return True
 
 
 # -- the model --------------------------------------------------------------------------------

@@ -306,28 +306,11 @@ def close_extensions(services: Services, parent_id: str, state: State) -> list[s
 
 # Well beyond the longest AssumeRole with all its retries (8 attempts, 5 s connect + 30 s read).
 STUCK_AFTER = timedelta(minutes=10)
+ASSUME_MAX = timedelta(minutes=5)
 
 
 def claim_stuck_approvals(services: Services) -> list[AccessRequest]:
-    """Approved requests with no grant after ``STUCK_AFTER`` (a crash between approval and
-    AssumeRole). Each is claimed by moving its ``decided_at`` conditionally, so one sweeper
-    finishes it; the caller then grants as the original approver would have."""
-    now = services.clock.now()
-    cutoff = iso(now - STUCK_AFTER)
-    rows = services.store.execute(
-        "SELECT id, decided_at FROM access_requests r WHERE state = 'approved' AND decided_at <= ? "
-        "AND NOT EXISTS (SELECT 1 FROM access_grants g WHERE g.request_id = r.id)",
-        [cutoff],
-    ).fetchall()
-    claimed: list[AccessRequest] = []
-    for request_id, decided_at in rows:
-        won = services.store.execute(
-            "UPDATE access_requests SET decided_at = ? WHERE id = ? AND state = 'approved' AND decided_at = ?",
-            [iso(now), request_id, decided_at],
-        ).rowcount
-        if won == 1:
-            request = get_request(services, request_id)
-            assert request is not None
-            log.info("finishing approval %s that stopped before its grant", request_id)
-            claimed.append(request)
-    return claimed
+    """Approved requests to grant now (see bot.access.recovery, which settles the others)."""
+    from bot.access.recovery import recover_interrupted  # recovery builds on this module
+
+    return [r.request for r in recover_interrupted(services) if r.action == "grant"]

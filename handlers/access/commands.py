@@ -9,8 +9,14 @@ from slack_sdk import WebClient
 from bot import access
 from bot.access import AccessError, AccessRequest
 from bot.services import Services
-from handlers.access.notifier import approver_availability, deliver, members_resolver, post_request
-from handlers.access.views import approvers_text, grants_message, request_message, request_modal, when
+from handlers.access.notifier import (
+    SlackNotifier,
+    approver_availability,
+    deliver,
+    members_resolver,
+    post_request,
+)
+from handlers.access.views import approvers_text, grants_message, request_modal, when
 from handlers.blocks import (
     Message,
     button,
@@ -140,23 +146,10 @@ def breakglass_command(cmd: SlashCommand, io: CommandIO) -> Message | None:
             reason=words[1],
             origin_channel=cmd.channel_id,
             members_of=members_resolver(client, services),
+            notifier=SlackNotifier(services, client),
         )
     except (AccessError, DirectoryError) as exc:
         raise _user_error(exc) from None
-    alert_channel = services.config.slack.security_channel or services.config.slack.approvals_channel
-    if alert_channel:
-        result = client.chat_postMessage(
-            channel=alert_channel, **request_message(services, request).as_kwargs()
-        )
-        access.set_message(services, request.id, result["channel"], result["ts"])
-        client.chat_postMessage(
-            channel=alert_channel,
-            thread_ts=result["ts"],
-            text=(
-                f":rotating_light: {mention(request.requester)} broke glass for {code(request.role)}. "
-                "Someone on the security team must review it."
-            ),
-        )
     if creds is None:
         return Message(text=f"Break glass was recorded but the grant failed: {escape(request.error or '')}")
     deliver(services, client, request, creds, channel=cmd.channel_id)

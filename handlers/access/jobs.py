@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 from bot import access
 from bot.jobs import job
 from bot.services import Services
-from handlers.access.notifier import dm, finish_approval, refresh, refresh_with_extensions
+from handlers.access.notifier import dm, finish_approval, flush_outbox, refresh, refresh_with_extensions
 from handlers.access.views import when
 from handlers.blocks import (
     Message,
@@ -83,15 +83,34 @@ def run_review_reminders(services: Services, client: WebClient) -> None:
 
 
 def run_stuck_approvals(services: Services, client: WebClient) -> None:
-    """Finish approvals whose grant never happened (the process stopped between the two)."""
-    for request in access.claim_stuck_approvals(services):
-        finish_approval(services, client, request)
+    """Settle approvals a crash interrupted: grant, mark granted, or fail (bot.access.recovery)."""
+    for recovered in access.recover_interrupted(services):
+        if recovered.action == "grant":
+            finish_approval(services, client, recovered.request)
+        else:
+            refresh(services, client, recovered.request.id)
+
+
+def run_revocation_sync(services: Services, client: WebClient) -> None:
+    """Roles whose revocation policy in AWS lags SQLite (a failed write) are written again."""
+    for role_arn, written, problem in access.sync_pending_revocations(services):
+        if not written:
+            log.warning("revocations of %s still not written: %s", role_arn, problem)
 
 
 @job("access-sweep", every_seconds=lambda services: 60)
 def run_access_sweep(services: Services, client: WebClient) -> None:
-    """Stuck approvals, pending expiry, window end, break-glass review reminders; catches up after downtime."""
-    run_stuck_approvals(services, client)
-    run_pending_expiry(services, client)
-    run_window_end(services, client)
-    run_review_reminders(services, client)
+    """Revocation writes, stuck approvals, pending expiry, window end, reminders, the Slack outbox;
+    catches up after downtime. Each part runs even when another fails."""
+    for part in (
+        run_revocation_sync,
+        run_stuck_approvals,
+        run_pending_expiry,
+        run_window_end,
+        run_review_reminders,
+        flush_outbox,
+    ):
+        try:
+            part(services, client)
+        except Exception:
+            log.exception("access sweep: %s failed; the next sweep tries again", part.__name__)

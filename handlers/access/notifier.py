@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from bot import access
-from bot.access import AccessRequest, IssuedCredentials, Kind
+from bot.access import AccessRequest, IssuedCredentials, Kind, outbox
+from bot.access.notifier import AlertFailed
 from bot.federation import FederationError, signin_url
 from bot.services import Services
 from handlers.access.views import credentials_message, request_message, when
@@ -105,8 +107,37 @@ def post_request(services: Services, client: WebClient, request: AccessRequest) 
     access.set_message(services, request.id, result["channel"], result["ts"])
 
 
-def refresh(services: Services, client: WebClient, request_id: str) -> None:
-    """Re-render the request's message from stored state."""
+def slack_error(exc: SlackApiError) -> str:
+    return (exc.response.get("error") if exc.response is not None else None) or "unknown_error"
+
+
+def describe_post_failure(error: str, channel: str) -> str:
+    """Why Slack refused, in words a person can act on."""
+    reasons = {
+        "not_in_channel": f"the bot is not in <#{channel}> (invite it there)",
+        "channel_not_found": f"<#{channel}> does not exist or the bot cannot see it",
+        "is_archived": f"<#{channel}> is archived",
+        "ratelimited": "Slack is rate-limiting the bot",
+    }
+    return reasons.get(error, f"Slack answered {error}")
+
+
+def with_server_retries(client: WebClient) -> WebClient:
+    """The same client, also retrying Slack's 5xx answers (slack_sdk's ServerErrorRetryHandler):
+    a break-glass alert or a delivery should survive a blip, not just a rate limit."""
+    if any(isinstance(h, ServerErrorRetryHandler) for h in client.retry_handlers):
+        return client
+    return WebClient(
+        token=client.token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        retry_handlers=[*client.retry_handlers, ServerErrorRetryHandler(max_retry_count=2)],
+    )
+
+
+def refresh(services: Services, client: WebClient, request_id: str, *, strict: bool = False) -> None:
+    """Re-render the request's message from stored state. When Slack refuses, the update is kept in
+    the outbox and the sweep renders it again (from the state then) until Slack accepts."""
     request = access.get_request(services, request_id)
     if request is None or not request.channel or not request.message_ts:
         return
@@ -115,7 +146,14 @@ def refresh(services: Services, client: WebClient, request_id: str) -> None:
             channel=request.channel, ts=request.message_ts, **request_message(services, request).as_kwargs()
         )
     except SlackApiError as exc:
-        log.warning("could not update the message of %s: %s", request_id, exc.response.get("error"))
+        if strict:
+            raise
+        log.warning("could not update the message of %s: %s", request_id, slack_error(exc))
+        if not outbox.open_items(services, request_id, "refresh"):
+            with services.store.transaction() as db:
+                outbox.enqueue(db, "refresh", request_id, now=services.clock.now())
+    else:
+        outbox.complete(services, request_id, "refresh")
 
 
 def deliver(
@@ -124,23 +162,131 @@ def deliver(
     request: AccessRequest,
     creds: IssuedCredentials,
     channel: str | None = None,
-) -> None:
-    """Credentials to the requester only: ephemeral where they are, or a DM if configured."""
+) -> bool:
+    """Credentials to the requester only: ephemeral where they are, or a DM if configured.
+
+    Returns whether Slack took them. On failure the request's ``deliver`` outbox item is made due, so
+    the sweep tells the requester (without secrets) that access is granted, with Get credentials.
+    """
     console_url, problem = None, None
     try:
         console_url = signin_url(services.config.access.federation_url, creds)
     except FederationError as exc:
         problem = str(exc)
     message = credentials_message(request, creds, console_url, problem)
-    if services.config.access.deliver_credentials == "dm":
-        client.chat_postMessage(channel=request.requester, **message.as_kwargs())
-        return
-    where = channel or request.origin_channel or request.requester
     try:
-        client.chat_postEphemeral(channel=where, user=request.requester, **message.as_kwargs())
-    except SlackApiError:
-        # Not in that channel any more: the app's DM always works for an ephemeral message.
-        client.chat_postEphemeral(channel=request.requester, user=request.requester, **message.as_kwargs())
+        if services.config.access.deliver_credentials == "dm":
+            client.chat_postMessage(channel=request.requester, **message.as_kwargs())
+        else:
+            where = channel or request.origin_channel or request.requester
+            try:
+                client.chat_postEphemeral(channel=where, user=request.requester, **message.as_kwargs())
+            except SlackApiError as exc:
+                if (exc.response.status_code if exc.response is not None else 200) >= 500:
+                    raise
+                # Not in that channel any more: the app's DM always works for an ephemeral message.
+                client.chat_postEphemeral(
+                    channel=request.requester, user=request.requester, **message.as_kwargs()
+                )
+    except SlackApiError as exc:
+        log.warning("could not deliver the credentials of %s: %s", request.id, slack_error(exc))
+        now = services.clock.now()
+        with services.store.transaction() as db:
+            if outbox.open_items(services, request.id, "deliver"):
+                db.execute(
+                    "UPDATE access_outbox SET due_at = ? WHERE request_id = ? AND kind = 'deliver' AND done_at IS NULL",
+                    [access.iso(now), request.id],
+                )
+            else:
+                outbox.enqueue(db, "deliver", request.id, now=now)
+        return False
+    outbox.complete(services, request.id, "deliver")
+    return True
+
+
+def granted_notice(request: AccessRequest, *, delivered: bool) -> Message:
+    """The requester's durable note that access is granted (never credentials)."""
+    how = (
+        "Your credentials were shown to you privately."
+        if delivered
+        else "I could not show you the credentials; click *Get credentials* for a fresh session."
+    )
+    label = "Get credentials again" if delivered else "Get credentials"
+    return Message(
+        text=f"Access to {request.role} granted until {request.window_end:%H:%M} UTC.",
+        blocks=[
+            section(
+                f":white_check_mark: Access to {code(request.role)} granted "
+                f"(approved by {', '.join(mention(a) for a in request.approvers) or 'break glass'}). "
+                f"It ends {when(request.window_end)}. {how}"
+            ),
+            actions(
+                button(label, ActionId.ACCESS_REISSUE, request.id),
+                button("I'm done", ActionId.ACCESS_DONE, request.id),
+            ),
+        ],
+    )
+
+
+class SlackNotifier:
+    """The access domain's Notifier on Slack (see bot/access/notifier.py)."""
+
+    def __init__(self, services: Services, client: WebClient):
+        self.services = services
+        self.client = with_server_retries(client)
+
+    def alert_break_glass(self, request: AccessRequest) -> None:
+        slack = self.services.config.slack
+        channel = slack.security_channel or slack.approvals_channel
+        if not channel:
+            raise AlertFailed("no security channel is configured ([slack] security_channel)")
+        try:
+            result = self.client.chat_postMessage(
+                channel=channel, **request_message(self.services, request).as_kwargs()
+            )
+        except SlackApiError as exc:
+            raise AlertFailed(describe_post_failure(slack_error(exc), channel)) from None
+        access.set_message(self.services, request.id, result["channel"], result["ts"])
+        try:
+            self.client.chat_postMessage(
+                channel=channel,
+                thread_ts=result["ts"],
+                text=(
+                    f":rotating_light: {mention(request.requester)} broke glass for {code(request.role)}. "
+                    "Someone on the security team must review it."
+                ),
+            )
+        except SlackApiError as exc:  # the alert itself is posted; the thread note is a nicety
+            log.warning("could not add the break-glass thread note for %s: %s", request.id, slack_error(exc))
+
+    def request_changed(self, request_id: str) -> None:
+        refresh_with_extensions(self.services, self.client, request_id)
+
+
+def flush_outbox(services: Services, client: WebClient) -> None:
+    """The sweep's part: what Slack refused earlier, sent again from the state now."""
+    client = with_server_retries(client)
+    for item in outbox.claim_due(services):
+        request = access.get_request(services, item.request_id)
+        try:
+            if request is None:
+                pass
+            elif item.kind == "refresh":
+                refresh(services, client, request.id, strict=True)
+            elif item.kind == "deliver":
+                if request.state == access.State.GRANTED:
+                    client.chat_postMessage(
+                        channel=request.requester, **granted_notice(request, delivered=False).as_kwargs()
+                    )
+                    access.audit_request(
+                        services, request, "delivery_recovered", actor="iamwarden", at=services.clock.now()
+                    )
+            outbox.finish(services, item.id)
+        except SlackApiError as exc:
+            outbox.failed(services, item.id, slack_error(exc))
+            log.warning(
+                "outbox %s %s for %s failed again: %s", item.id, item.kind, item.request_id, slack_error(exc)
+            )
 
 
 def announce_grant(
@@ -162,25 +308,8 @@ def announce_grant(
             ),
         )
         return
-    deliver(services, client, request, creds)
-    dm(
-        client,
-        request.requester,
-        Message(
-            text=f"Access to {request.role} granted until {request.window_end:%H:%M} UTC.",
-            blocks=[
-                section(
-                    f":white_check_mark: Access to {code(request.role)} granted "
-                    f"(approved by {', '.join(mention(a) for a in request.approvers) or 'break glass'}). "
-                    f"It ends {when(request.window_end)}. Your credentials were shown to you privately."
-                ),
-                actions(
-                    button("Get credentials again", ActionId.ACCESS_REISSUE, request.id),
-                    button("I'm done", ActionId.ACCESS_DONE, request.id),
-                ),
-            ],
-        ),
-    )
+    if deliver(services, client, request, creds):
+        dm(client, request.requester, granted_notice(request, delivered=True))
 
 
 def finish_approval(services: Services, client: WebClient, request: AccessRequest) -> None:

@@ -422,7 +422,8 @@ def test_revoke_writes_a_deny_on_the_role_for_sessions_issued_before_now(jit, cl
     assert statement["Effect"] == "Deny" and statement["Action"] == "*"
     assert statement["Condition"] == {
         "StringEquals": {"aws:SourceIdentity": "U0ALICE"},
-        "DateLessThan": {"aws:TokenIssueTime": "2026-11-29T12:10:00+00:00"},
+        # Rounded up to the next second: a session issued earlier in the click's second is denied too.
+        "DateLessThan": {"aws:TokenIssueTime": "2026-11-29T12:10:01+00:00"},
     }
     assert "Revoked" in text_of(request_messages(bot)[0]) or "revoked" in text_of(request_messages(bot)[0])
     bot.slack.wait_for(
@@ -557,7 +558,7 @@ def test_revoke_from_an_extension_message_ends_the_access_it_extends(jit):
 
 
 def test_break_glass_grants_at_once_alerts_security_caps_daily_and_needs_a_review(jit, clock):
-    bot, sts = jit(role={"break_glass": True, "max_duration": "1h"})
+    bot, sts = jit(role={"break_glass": True, "max_duration": "1h", "break_glass_requesters": ["U0ALICE"]})
     response = bot.command("U0ALICE", "breakglass prod-admin database is on fire")
     assert response.status == 200
     wait_for_credentials(bot)
