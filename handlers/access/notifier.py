@@ -114,12 +114,12 @@ def slack_error(exc: SlackApiError) -> str:
 def describe_post_failure(error: str, channel: str) -> str:
     """Why Slack refused, in words a person can act on."""
     reasons = {
-        "not_in_channel": f"the bot is not in <#{channel}> (invite it there)",
-        "channel_not_found": f"<#{channel}> does not exist or the bot cannot see it",
-        "is_archived": f"<#{channel}> is archived",
+        "not_in_channel": f"the bot is not in channel {channel} (invite it there)",
+        "channel_not_found": f"channel {channel} does not exist or the bot cannot see it",
+        "is_archived": f"channel {channel} is archived",
         "ratelimited": "Slack is rate-limiting the bot",
     }
-    return reasons.get(error, f"Slack answered {error}")
+    return reasons.get(error, f"Slack answered {error} (after retrying)")
 
 
 def with_server_retries(client: WebClient) -> WebClient:

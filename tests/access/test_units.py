@@ -59,7 +59,12 @@ def test_session_policy_denies_everything_after_the_window():
     assert deny["Effect"] == "Deny" and deny["Action"] == "*"
     assert deny["Condition"] == {"DateGreaterThan": {"aws:CurrentTime": "2026-11-29T14:00:00+00:00"}}
     # Chaining is closed by default: a chained session would escape the window and revocation.
-    assert no_chaining == {"Sid": "NoRoleChaining", "Effect": "Deny", "Action": "sts:AssumeRole*", "Resource": "*"}
+    assert no_chaining == {
+        "Sid": "NoRoleChaining",
+        "Effect": "Deny",
+        "Action": "sts:AssumeRole*",
+        "Resource": "*",
+    }
 
 
 def test_session_policy_allows_chaining_only_when_the_role_says_so():
