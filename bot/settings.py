@@ -37,16 +37,20 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     """
     if isinstance(text, timedelta):
         return text
-    if isinstance(text, int | float):
-        return timedelta(seconds=text)
     raw = str(text).strip()
-    if raw.isdigit():
-        return timedelta(seconds=int(raw))
-    match = _DURATION.match(raw)
-    if not raw or not match or not any(match.groups()):
-        raise ValueError(f"'{raw}' is not a duration; use forms like 30m, 2h, 1h30m or 7d")
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        if isinstance(text, int | float):
+            return timedelta(seconds=text)
+        if raw.isdigit():
+            return timedelta(seconds=int(raw))
+        match = _DURATION.match(raw)
+        if not raw or not match or not any(match.groups()):
+            raise ValueError(f"'{raw}' is not a duration; use forms like 30m, 2h, 1h30m or 7d")
+        days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        # timedelta stops at 999,999,999 days: "99999999999h" is a mistake, not a crash.
+        raise ValueError(f"'{raw}' is far too long to be a duration") from None
 
 
 Duration = Annotated[timedelta, Field()]

@@ -31,6 +31,7 @@ class ActionId(StrEnum):
     ACCESS_EXTEND = "access_extend"
     ACCESS_REVIEW = "access_review"
     ACCESS_CONSOLE = "access_console"
+    ACCESS_WITHDRAW = "access_withdraw"
     # -- alerts (handlers/alerts.py) --
     ALERT_ACKNOWLEDGE = "alert_acknowledge"
     ALERT_ASK_ACTOR = "alert_ask_actor"

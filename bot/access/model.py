@@ -34,6 +34,7 @@ class State(StrEnum):
     ENDED = "ended"  # the approved window is over
     REVOKED = "revoked"  # Revoke or I'm done
     FAILED = "failed"  # approved, but AWS refused the grant
+    WITHDRAWN = "withdrawn"  # the requester took it back before anyone decided
 
 
 class Kind(StrEnum):

@@ -127,6 +127,7 @@ class Approval(StrEnum):
     APPROVED = "approved"  # this approval completed it: the caller must grant
     ALREADY_COUNTED = "already_counted"
     NOT_PENDING = "not_pending"
+    EXPIRED = "expired"  # past its pending timeout: this click expired it instead of counting
 
 
 def approve(services: Services, request_id: str, approver: str) -> tuple[Approval, AccessRequest]:
@@ -142,7 +143,18 @@ def approve(services: Services, request_id: str, approver: str) -> tuple[Approva
         if row is None:
             raise AccessError(f"There is no access request {request_id}.")
         state = row[0]
-        if state != State.PENDING:
+        pending_until = db.execute(
+            "SELECT pending_until FROM access_requests WHERE id = ?", [request_id]
+        ).fetchone()[0]
+        late = state == State.PENDING and pending_until is not None and pending_until <= iso(now)
+        if late:
+            # The sweep has not run yet, but the request is over: an approval now is refused.
+            db.execute(
+                "UPDATE access_requests SET state = 'expired', ended_at = ? WHERE id = ? AND state = 'pending'",
+                [iso(now), request_id],
+            )
+            outcome = Approval.EXPIRED
+        elif state != State.PENDING:
             outcome = Approval.NOT_PENDING
         else:
             inserted = db.execute(
@@ -169,6 +181,15 @@ def approve(services: Services, request_id: str, approver: str) -> tuple[Approva
                 outcome = Approval.APPROVED if changed == 1 else Approval.NOT_PENDING
     request = get_request(services, request_id)
     assert request is not None
+    if late:
+        audit_request(
+            services,
+            request,
+            "expired",
+            actor="iamwarden",
+            at=now,
+            reason="nobody decided before the pending timeout",
+        )
     if outcome in (Approval.RECORDED, Approval.APPROVED):
         audit_request(
             services,

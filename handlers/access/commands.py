@@ -54,16 +54,36 @@ def _user_error(exc: Exception) -> UserError:
     return UserError(escape(str(exc)))
 
 
+def validate_request_command(cmd: SlashCommand, io: CommandIO) -> None:
+    """Everything about ``/iam request`` that needs neither Slack nor AWS, answered in the ack."""
+    services = io.services
+    if not services.config.slack.approvals_channel:
+        raise UserError("No approvals channel is configured (`[slack] approvals_channel`); ask an admin.")
+    if not cmd.rest.strip():
+        return
+    role_name, duration, reason, ticket = _parse_shorthand(cmd.rest)
+    try:
+        role = access.role_config(services, role_name)
+        access.parse_request_duration(services, role, duration)
+        if not reason.strip():
+            raise AccessError("Give a reason: approvers and the audit log need to know why.")
+        access.check_ticket(role, ticket)
+    except AccessError as exc:
+        raise _user_error(exc) from None
+
+
 @subcommand(
     "request",
     usage="request [ROLE DURATION REASON…]",
     summary="Ask for a privileged role for a while; a peer approves it in the approvals channel.",
+    slow=True,
+    working_text="Asking for approval…",
+    validate=validate_request_command,
 )
 def request_command(cmd: SlashCommand, io: CommandIO) -> Message | None:
+    """Runs after the ack (Slack's 3 s never depend on Slack's or AWS's speed)."""
     services, client = io.services, io.client
     members_of = members_resolver(client, services)
-    if not services.config.slack.approvals_channel:
-        raise UserError("No approvals channel is configured (`[slack] approvals_channel`); ask an admin.")
     if not cmd.rest.strip():
         try:
             roles = access.requestable_roles(services, cmd.user_id, members_of)

@@ -10,17 +10,16 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import access
-from bot.access import AccessError, AccessRequest, Approval, State
+from bot.access import AccessError, intents
 from bot.services import Services
 from handlers.access.commands import _check_someone_can_approve, _requested_message
 from handlers.access.notifier import (
+    SlackNotifier,
+    announce_outcome,
     deliver,
     dm,
-    finish_approval,
     members_resolver,
     post_request,
-    refresh,
-    refresh_with_extensions,
     tell,
 )
 from handlers.access.views import deny_modal, when
@@ -42,100 +41,73 @@ log = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services) -> None:
-    """Registers this feature's listeners."""
+    """Registers this feature's listeners. Each acks first, then makes one domain intent call
+    (``bot.access.intents``) and renders its outcome; the domain re-renders the request's messages
+    through the SlackNotifier."""
 
-    def io_for(client: WebClient) -> CommandIO:
-        return CommandIO(services=services, client=client)
-
-    def load(action: BlockAction, client: WebClient) -> AccessRequest | None:
-        request = access.get_request(services, action.value) if action.value else None
-        if request is None:
-            tell(client, action.user.id, action.channel_id, "That access request no longer exists.")
-        return request
+    def tell_outcome(client: WebClient, action: BlockAction, outcome: intents.Outcome) -> None:
+        if outcome.message:
+            tell(client, action.user.id, action.channel_id, escape(outcome.message))
 
     @app.action(ActionId.ACCESS_APPROVE.value)
     def on_approve(ack: Ack, body: dict, client: WebClient) -> None:
         ack()
         action = BlockAction.from_body(body)
-        request = load(action, client)
-        if request is None:
-            return
-        user = action.user.id
         try:
-            access.check_approver(services, request, user, members_resolver(client, services))
-            outcome, request = access.approve(services, request.id, user)
+            outcome = intents.approve(
+                services,
+                action.value,
+                action.user.id,
+                members_of=members_resolver(client, services),
+                notifier=SlackNotifier(services, client),
+            )
         except DirectoryError as exc:
             tell(
                 client,
-                user,
+                action.user.id,
                 action.channel_id,
                 f"{escape(exc)}. Your approval was not counted; try again shortly.",
             )
             return
-        except AccessError as exc:
-            tell(client, user, action.channel_id, escape(exc))
-            return
-        if outcome == Approval.NOT_PENDING:
-            tell(client, user, action.channel_id, f"Request {request.id} is already {request.state}.")
-        elif outcome == Approval.ALREADY_COUNTED:
-            tell(
-                client,
-                user,
-                action.channel_id,
-                "Your approval was already counted; each approver counts once.",
-            )
-        elif outcome == Approval.RECORDED:
-            refresh(services, client, request.id)
-            tell(client, user, action.channel_id, "Approval counted; more approvers are needed.")
-        else:
-            finish_approval(services, client, request)
+        render_approval(services, client, action, outcome)
 
     @app.action(ActionId.ACCESS_DENY.value)
     def on_deny(ack: Ack, body: dict, client: WebClient) -> None:
         ack()
         action = BlockAction.from_body(body)
-        request = load(action, client)
-        if request is None:
-            return
         try:
-            access.check_approver(services, request, action.user.id, members_resolver(client, services))
-        except (AccessError, DirectoryError) as exc:
+            decision = intents.may_decide(
+                services, action.value, action.user.id, members_of=members_resolver(client, services)
+            )
+        except DirectoryError as exc:
             tell(client, action.user.id, action.channel_id, escape(exc))
             return
-        if request.state != State.PENDING:
-            tell(
-                client, action.user.id, action.channel_id, f"Request {request.id} is already {request.state}."
-            )
+        if decision.status != "allowed" or decision.request is None:
+            tell_outcome(client, action, decision)
             return
-        client.views_open(trigger_id=action.trigger_id, view=deny_modal(request))
+        client.views_open(trigger_id=action.trigger_id, view=deny_modal(decision.request))
 
     @app.view(CallbackId.ACCESS_DENY_MODAL.value)
     def on_deny_submit(ack: Ack, body: dict, client: WebClient) -> None:
-        submission = ViewSubmission.from_body(body)
-        request = access.get_request(services, submission.private_metadata)
-        user = submission.user.id
-        if request is None:
-            ack(
-                response_action="errors",
-                errors={BlockId.ACCESS_DENY_REASON.value: "That request no longer exists."},
-            )
-            return
-        try:
-            access.check_approver(services, request, user, members_resolver(client, services))
-        except (AccessError, DirectoryError) as exc:
-            ack(response_action="errors", errors={BlockId.ACCESS_DENY_REASON.value: str(exc)[:150]})
-            return
         ack()
-        denied = access.deny(services, request.id, user, submission.value(BlockId.ACCESS_DENY_REASON.value))
-        if denied is None:
-            tell(
-                client,
+        submission = ViewSubmission.from_body(body)
+        user = submission.user.id
+        try:
+            outcome = intents.deny(
+                services,
+                submission.private_metadata,
                 user,
-                None,
-                f"Request {request.id} was already {access.get_request(services, request.id).state}.",
+                submission.value(BlockId.ACCESS_DENY_REASON.value),
+                members_of=members_resolver(client, services),
+                notifier=SlackNotifier(services, client),
             )
+        except DirectoryError as exc:
+            tell(client, user, None, f"{escape(exc)}. Nothing was denied; try again shortly.")
             return
-        refresh(services, client, denied.id)
+        if outcome.status != "denied" or outcome.request is None:
+            tell(client, user, None, escape(outcome.message))
+            return
+        denied = outcome.request
         why = f" Reason: {escape(denied.deny_reason)}" if denied.deny_reason else ""
         dm(
             client,
@@ -151,39 +123,41 @@ def register(app: App, services: Services) -> None:
             ),
         )
 
+    @app.action(ActionId.ACCESS_WITHDRAW.value)
+    def on_withdraw(ack: Ack, body: dict, client: WebClient) -> None:
+        ack()
+        action = BlockAction.from_body(body)
+        outcome = intents.withdraw(
+            services, action.value, action.user.id, notifier=SlackNotifier(services, client)
+        )
+        tell_outcome(client, action, outcome)
+
     def end(action: BlockAction, client: WebClient, *, done: bool) -> None:
-        request = load(action, client)
-        if request is None:
-            return
         user = action.user.id
-        io = io_for(client)
         try:
-            allowed = access.may_end(
-                services, request, user, members_resolver(client, services), io.is_security_team
+            outcome = intents.end(
+                services,
+                action.value,
+                user,
+                done=done,
+                members_of=members_resolver(client, services),
+                is_security_team=CommandIO(services=services, client=client).is_security_team,
+                notifier=SlackNotifier(services, client),
             )
         except DirectoryError as exc:
             tell(client, user, action.channel_id, escape(exc))
             return
-        if not allowed:
-            tell(
-                client,
-                user,
-                action.channel_id,
-                "Only the requester, an approver or the security team can end this access.",
-            )
+        if outcome.revocation is None or outcome.request is None:
+            tell_outcome(client, action, outcome)
             return
-        outcome = access.revoke(services, request.id, user, done=done)
-        if outcome is None:
-            tell(client, user, action.channel_id, f"Request {request.id} is {request.state}; nothing to end.")
-            return
-        request = outcome.request
-        refresh_with_extensions(services, client, request.id)
-        if outcome.policy_written:
+        request, revocation = outcome.request, outcome.revocation
+        if revocation.policy_written:
             note = "Live sessions were cut off: the role now denies sessions issued to them before now."
         else:
             note = (
-                f"I could not stop live sessions ({escape(outcome.problem or 'unknown error')}). "
-                f"The credentials already issued stay valid until {when(outcome.credentials_expire_at)}."
+                f"I could not stop live sessions ({escape(revocation.problem or 'unknown error')}); "
+                "I keep retrying. "
+                f"The credentials already issued stay valid until {when(revocation.credentials_expire_at)} at most."
             )
         tell(
             client,
@@ -219,61 +193,41 @@ def register(app: App, services: Services) -> None:
     def on_reissue(ack: Ack, body: dict, client: WebClient) -> None:
         ack()
         action = BlockAction.from_body(body)
-        request = load(action, client)
-        if request is None:
+        outcome = intents.get_credentials(services, action.value, action.user.id)
+        if outcome.credentials is None or outcome.request is None:
+            tell_outcome(client, action, outcome)
             return
-        try:
-            creds = access.reissue(services, request.id, action.user.id)
-        except AccessError as exc:
-            tell(client, action.user.id, action.channel_id, escape(exc))
-            return
-        deliver(services, client, request, creds, channel=action.channel_id)
+        deliver(services, client, outcome.request, outcome.credentials, channel=action.channel_id)
 
     @app.action(ActionId.ACCESS_EXTEND.value)
     def on_extend(ack: Ack, body: dict, client: WebClient) -> None:
         ack()
         action = BlockAction.from_body(body)
-        request = load(action, client)
-        if request is None:
+        outcome = intents.extend(
+            services, action.value, action.user.id, notifier=SlackNotifier(services, client)
+        )
+        if outcome.status != "requested" or outcome.request is None:
+            tell_outcome(client, action, outcome)
             return
         try:
-            extension = access.request_extension(services, request.id, action.user.id)
-        except AccessError as exc:
-            tell(client, action.user.id, action.channel_id, escape(exc))
-            return
-        try:
-            post_request(services, client, extension)
+            post_request(services, client, outcome.request)
         except UserError as exc:
             tell(client, action.user.id, action.channel_id, str(exc))
             return
-        tell(
-            client,
-            action.user.id,
-            action.channel_id,
-            f"Asked for {access.format_duration(extension.duration)} more on {code(request.role)} "
-            f"({code(extension.id)}); your current access continues meanwhile.",
-        )
+        tell_outcome(client, action, outcome)
 
     @app.action(ActionId.ACCESS_REVIEW.value)
     def on_review(ack: Ack, body: dict, client: WebClient) -> None:
         ack()
         action = BlockAction.from_body(body)
-        request = load(action, client)
-        if request is None:
-            return
-        if not io_for(client).is_security_team(action.user.id):
-            tell(client, action.user.id, action.channel_id, "Break-glass reviews are for the security team.")
-            return
-        try:
-            reviewed = access.review(services, request.id, action.user.id)
-        except AccessError as exc:
-            tell(client, action.user.id, action.channel_id, escape(exc))
-            return
-        if reviewed is None:
-            tell(client, action.user.id, action.channel_id, f"{request.id} was already reviewed.")
-            return
-        refresh(services, client, request.id)
-        tell(client, action.user.id, action.channel_id, f"Marked {code(request.id)} as reviewed.")
+        outcome = intents.review(
+            services,
+            action.value,
+            action.user.id,
+            is_security_team=CommandIO(services=services, client=client).is_security_team,
+            notifier=SlackNotifier(services, client),
+        )
+        tell_outcome(client, action, outcome)
 
     @app.action(ActionId.ACCESS_CONSOLE.value)
     def on_console(ack: Ack) -> None:
@@ -291,19 +245,14 @@ def register(app: App, services: Services) -> None:
             origin = json.loads(submission.private_metadata or "{}").get("channel")
         except ValueError:
             origin = None
+        # The form's own mistakes are answered in the ack (no Slack or AWS call needed for them).
         errors = _validate_form(services, role_name, duration, reason, ticket)
-        departed: list[str] = []
-        if not errors:
-            try:
-                departed = _check_someone_can_approve(client, services, role_name, user)
-            except UserError:
-                errors[BlockId.ACCESS_ROLE.value] = (
-                    "Nobody can approve this role right now; ask the security team."
-                )
         if errors:
             ack(response_action="errors", errors=errors)
             return
+        ack()
         try:
+            departed = _check_someone_can_approve(client, services, role_name, user)
             request = access.create_request(
                 services,
                 requester=user,
@@ -314,20 +263,34 @@ def register(app: App, services: Services) -> None:
                 origin_channel=origin,
                 members_of=members_resolver(client, services),
             )
-        except (AccessError, DirectoryError) as exc:
-            ack(response_action="errors", errors={BlockId.ACCESS_ROLE.value: str(exc)[:150]})
-            return
-        ack()
-        try:
             post_request(services, client, request)
         except UserError as exc:
             tell(client, user, origin, str(exc))
+            return
+        except (AccessError, DirectoryError) as exc:
+            tell(client, user, origin, escape(exc))
             return
         confirmation = _requested_message(services, request, departed)
         try:
             client.chat_postEphemeral(channel=origin or user, user=user, **confirmation.as_kwargs())
         except SlackApiError:
             dm(client, user, confirmation)
+
+
+def render_approval(
+    services: Services, client: WebClient, action: BlockAction | None, outcome: intents.Outcome
+) -> None:
+    """What the approver and the requester see after an approval (also the sweep's grants)."""
+    if action is not None and outcome.status in (
+        "refused",
+        "missing",
+        "not_pending",
+        "already_counted",
+        "recorded",
+    ):
+        tell(client, action.user.id, action.channel_id, escape(outcome.message))
+        return
+    announce_outcome(services, client, outcome)
 
 
 def _validate_form(

@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from bot import access
-from bot.access import AccessRequest, IssuedCredentials, Kind, outbox
+from bot.access import AccessRequest, IssuedCredentials, intents, outbox
 from bot.access.notifier import AlertFailed
 from bot.federation import FederationError, signin_url
 from bot.services import Services
@@ -260,7 +260,7 @@ class SlackNotifier:
             log.warning("could not add the break-glass thread note for %s: %s", request.id, slack_error(exc))
 
     def request_changed(self, request_id: str) -> None:
-        refresh_with_extensions(self.services, self.client, request_id)
+        refresh_with_extensions(self.services, self.client, access.resolve_parent(self.services, request_id))
 
 
 def flush_outbox(services: Services, client: WebClient) -> None:
@@ -292,7 +292,7 @@ def flush_outbox(services: Services, client: WebClient) -> None:
 def announce_grant(
     services: Services, client: WebClient, request: AccessRequest, creds: IssuedCredentials | None
 ) -> None:
-    refresh(services, client, request.id)
+    """Tell the requester: the credentials (privately) and a durable note, or why the grant failed."""
     if creds is None:
         dm(
             client,
@@ -312,21 +312,19 @@ def announce_grant(
         dm(client, request.requester, granted_notice(request, delivered=True))
 
 
-def finish_approval(services: Services, client: WebClient, request: AccessRequest) -> None:
-    """The one caller that saw APPROVED grants (or applies the extension) and tells everyone."""
-    if request.kind == Kind.EXTENSION:
-        extension, parent, creds = access.apply_extension(services, request.id)
-        refresh(services, client, extension.id)
-        if parent is None:
-            dm(
-                client,
-                request.requester,
-                Message(text=f"Extension {extension.id} came too late: the access had ended."),
-            )
-            return
-        refresh(services, client, parent.id)
-        if creds is not None:
-            deliver(services, client, parent, creds)
+def announce_outcome(services: Services, client: WebClient, outcome: intents.Outcome) -> None:
+    """The requester's side of a completed approval (grant, failure, extension)."""
+    request = outcome.request
+    if request is None:
+        return
+    if outcome.status in ("granted", "grant_failed"):
+        announce_grant(services, client, request, outcome.credentials)
+    elif outcome.status == "extension_too_late":
+        dm(client, request.requester, Message(text=escape(outcome.message)))
+    elif outcome.status in ("extended", "extended_without_credentials") and outcome.parent is not None:
+        parent = outcome.parent
+        if outcome.credentials is not None:
+            deliver(services, client, parent, outcome.credentials)
         dm(
             client,
             parent.requester,
@@ -340,9 +338,12 @@ def finish_approval(services: Services, client: WebClient, request: AccessReques
                 ],
             ),
         )
-        return
-    request, creds = access.grant(services, request.id)
-    announce_grant(services, client, request, creds)
+
+
+def finish_approval(services: Services, client: WebClient, request: AccessRequest) -> None:
+    """Grant (or apply the extension) for an approval completed elsewhere (the sweep), and tell."""
+    outcome = intents.finish_approval(services, request, notifier=SlackNotifier(services, client))
+    announce_outcome(services, client, outcome)
 
 
 def refresh_with_extensions(services: Services, client: WebClient, request_id: str) -> None:

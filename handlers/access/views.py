@@ -35,6 +35,7 @@ STATE_LABEL = {
     State.ENDED: ":checkered_flag: Ended",
     State.REVOKED: ":lock: Revoked",
     State.FAILED: ":warning: Grant failed",
+    State.WITHDRAWN: ":leftwards_arrow_with_hook: Withdrawn",
 }
 
 
@@ -128,7 +129,11 @@ def _status_line(services: Services, request: AccessRequest, required: int) -> s
         verb = "ended early by the requester" if request.ended_by == request.requester else f"revoked by {by}"
         return f"Access {verb} at {when(request.ended_at)}."
     if state == State.FAILED:
+        if request.is_break_glass and not request.approvers and not request.window_end:
+            return f"Break glass refused, nothing granted: {escape(request.error or 'unknown error')}"
         return f"Approved, but the grant failed: {escape(request.error or 'unknown error')}"
+    if state == State.WITHDRAWN:
+        return f"Withdrawn by the requester at {when(request.ended_at)}; nothing was granted."
     return escape(state)
 
 
@@ -139,6 +144,8 @@ def _buttons_for(request: AccessRequest) -> list[dict]:
         buttons += [
             button("Approve", ActionId.ACCESS_APPROVE, rid, style="primary"),
             button("Deny", ActionId.ACCESS_DENY, rid, style="danger"),
+            # Only the requester may withdraw: decided at the click, from stored state.
+            button("Withdraw", ActionId.ACCESS_WITHDRAW, rid),
         ]
     elif request.state == State.GRANTED and request.kind != Kind.EXTENSION:
         buttons += [

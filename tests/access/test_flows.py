@@ -22,10 +22,11 @@ from bot import access
 from handlers import access as access_handlers
 from handlers.directory import clear_cache
 from handlers.ids import ActionId, BlockId, CallbackId
-from tests.access.support import (  # noqa: E402
+from tests.access.support import (
     APPROVALS,
     OTHER_ACCOUNT,
     AssumeRoleLog,
+    ask,  # noqa: E402
     caller_identity,
     click,
     create_role,
@@ -47,8 +48,8 @@ from tests.conftest import ACCOUNT_ID
 
 def test_shorthand_request_posts_a_durable_message_with_buttons_and_confirms_ephemerally(jit):
     bot, _ = jit()
-    response = bot.command("U0ALICE", "request prod-admin 90m deploy <!channel> hotfix ticket=OPS-1")
-    body = response.json()
+    # The answer comes after the ack (posting to the approvals channel is a Web API call).
+    body = ask(bot, "U0ALICE", "request prod-admin 90m deploy <!channel> hotfix ticket=OPS-1")
     assert body["response_type"] == "ephemeral"
     assert "waiting for approval" in body["text"]
     [message] = request_messages(bot)
@@ -79,7 +80,7 @@ def test_shorthand_request_posts_a_durable_message_with_buttons_and_confirms_eph
 )
 def test_bad_requests_get_a_clear_answer_and_store_nothing(jit, text, answer):
     bot, _ = jit()
-    body = bot.command("U0ALICE", text).json()
+    body = ask(bot, "U0ALICE", text)
     assert answer in body["text"]
     assert "Traceback" not in body["text"]
     assert bot.store.execute("SELECT count(*) FROM access_requests").fetchone()[0] == 0
@@ -88,12 +89,9 @@ def test_bad_requests_get_a_clear_answer_and_store_nothing(jit, text, answer):
 
 def test_ticket_required_by_pattern(jit):
     bot, _ = jit(role={"require_ticket": r"OPS-\d+"})
-    assert "needs a ticket" in bot.command("U0ALICE", "request prod-admin 1h fix it").json()["text"]
-    assert "not a ticket" in bot.command("U0ALICE", "request prod-admin 1h fix ticket=JIRA-1").json()["text"]
-    assert (
-        "waiting for approval"
-        in bot.command("U0ALICE", "request prod-admin 1h fix ticket=OPS-7").json()["text"]
-    )
+    assert "needs a ticket" in ask(bot, "U0ALICE", "request prod-admin 1h fix it")["text"]
+    assert "not a ticket" in ask(bot, "U0ALICE", "request prod-admin 1h fix ticket=JIRA-1")["text"]
+    assert "waiting for approval" in ask(bot, "U0ALICE", "request prod-admin 1h fix ticket=OPS-7")["text"]
 
 
 def test_modal_path_opens_a_form_validates_and_posts_the_request(jit):
@@ -228,7 +226,7 @@ def test_role_in_a_second_account_gets_credentials_in_that_account(jit):
 
 def test_requester_cannot_approve_own_request(jit):
     bot, sts = jit(role={"approvers": ["U0ALICE", "U0LEAD1"]})
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     click(bot, "U0ALICE", ActionId.ACCESS_APPROVE, request.id)
     [answer] = bot.slack.wait_for("chat.postEphemeral", lambda c: c.args["user"] == "U0ALICE")
@@ -239,7 +237,7 @@ def test_requester_cannot_approve_own_request(jit):
 
 def test_non_approver_cannot_approve(jit):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     click(bot, "U0BOB", ActionId.ACCESS_APPROVE, request.id)
     [answer] = bot.slack.wait_for("chat.postEphemeral", lambda c: c.args["user"] == "U0BOB")
@@ -250,7 +248,7 @@ def test_non_approver_cannot_approve(jit):
 
 def test_slack_error_resolving_the_approver_group_is_a_clear_answer(jit):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     clear_cache()  # the request itself looked the group up; make the click ask Slack again
     bot.slack.fail_next("usergroups.list", error="missing_scope")
@@ -263,7 +261,7 @@ def test_slack_error_resolving_the_approver_group_is_a_clear_answer(jit):
 
 def test_two_approvals_required_counts_each_approver_once(jit):
     bot, sts = jit(role={"approvals_required": 2})
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     click(bot, "U0LEAD1", ActionId.ACCESS_APPROVE, request.id)
     bot.slack.wait_for("chat.postEphemeral", lambda c: c.args["user"] == "U0LEAD1")
@@ -282,7 +280,7 @@ def test_two_approvals_required_counts_each_approver_once(jit):
 
 def test_concurrent_approvals_grant_exactly_once(jit):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     message = request_messages(bot)[0]
     clickers = ["U0LEAD1", "U0LEAD2"] * 4  # two approvers, each double-clicking, all at once
@@ -318,7 +316,7 @@ def test_concurrent_approvals_grant_exactly_once(jit):
 
 def test_deny_with_a_reason_ends_the_request(jit):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     click(bot, "U0LEAD1", ActionId.ACCESS_DENY, request.id)
     bot.slack.wait_for("views.open")
@@ -354,7 +352,7 @@ def test_deny_with_a_reason_ends_the_request(jit):
 
 def test_pending_request_expires_and_the_requester_is_told(jit, clock):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     clock.advance(minutes=59)
     run_job(bot, access_handlers.run_pending_expiry)
@@ -451,7 +449,7 @@ def test_revocation_statements_are_pruned_once_they_cannot_matter(jit, clock):
     bot.slack.wait_for("chat.postEphemeral", lambda c: "ended" in c.args.get("text", ""))
     assert access.get_request(bot.services, request.id).state == "revoked"
     clock.advance(hours=2)  # the first session has long expired
-    bot.command("U0BOB", "request prod-admin 1h second")
+    ask(bot, "U0BOB", "request prod-admin 1h second")
     second = the_request(bot)
     click(bot, "U0ALICE", ActionId.ACCESS_APPROVE, second.id, message=request_messages(bot)[-1])
     bot.slack.wait_for(
@@ -611,7 +609,7 @@ def test_a_new_app_on_the_same_database_finishes_a_request_started_before_the_re
     create_role()
     config = make_config(federation, role={"approvals_required": 2})
     first = make_bot(config, db=db)
-    first.command("U0ALICE", "request prod-admin 1h fix")
+    ask(first, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(first)
     click(first, "U0LEAD1", ActionId.ACCESS_APPROVE, request.id)
     first.slack.wait_for("chat.postEphemeral", lambda c: c.args["user"] == "U0LEAD1")
@@ -682,7 +680,7 @@ def test_secrets_never_reach_sqlite_logs_or_durable_messages(jit, clock, caplog,
 
 def test_credentials_by_dm_when_configured(jit):
     bot, _ = jit(access={"deliver_credentials": "dm"})
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     click(bot, "U0LEAD1", ActionId.ACCESS_APPROVE, request.id)
     [call] = bot.slack.wait_for(
@@ -698,7 +696,7 @@ def test_credentials_by_dm_when_configured(jit):
 def test_approvers_who_left_slack_get_a_clear_answer(jit):
     bot, _ = jit(role={"approvers": ["U0LEAD1"]})
     bot.slack.deactivate_user("U0LEAD1")
-    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    body = ask(bot, "U0ALICE", "request prod-admin 1h fix")
     assert "Nobody can approve `prod-admin`" in body["text"] and "left Slack" in body["text"]
     assert bot.store.execute("SELECT count(*) FROM access_requests").fetchone()[0] == 0
 
@@ -706,7 +704,7 @@ def test_approvers_who_left_slack_get_a_clear_answer(jit):
 def test_a_departed_approver_is_named_but_the_others_can_still_approve(jit):
     bot, _ = jit(role={"approvers": ["U0LEAD1", "U0SEC1"]})
     bot.slack.deactivate_user("U0LEAD1")
-    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    body = ask(bot, "U0ALICE", "request prod-admin 1h fix")
     assert "<@U0LEAD1> left Slack and cannot approve" in body["blocks"][0]["text"]["text"]
     request = the_request(bot)
     click(bot, "U0SEC1", ActionId.ACCESS_APPROVE, request.id)
@@ -715,7 +713,7 @@ def test_a_departed_approver_is_named_but_the_others_can_still_approve(jit):
 
 def test_an_approval_interrupted_before_its_grant_is_finished_by_the_sweep(jit, clock):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     # The process stopped right after the approval was recorded, before AssumeRole.
     outcome, _ = access.approve(bot.services, request.id, "U0LEAD1")
@@ -766,7 +764,7 @@ class RefusingSts:
 
 def test_a_refused_assume_role_fails_the_request_and_says_why(jit, monkeypatch):
     bot, _ = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     sts = RefusingSts()
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.url)
@@ -787,7 +785,7 @@ def test_a_refused_assume_role_fails_the_request_and_says_why(jit, monkeypatch):
 def test_a_role_needing_more_approvers_than_remain_is_refused_up_front(jit):
     bot, _ = jit(role={"approvers": ["U0LEAD1", "U0SEC1"], "approvals_required": 2})
     bot.slack.deactivate_user("U0LEAD1")
-    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    body = ask(bot, "U0ALICE", "request prod-admin 1h fix")
     assert "Only 1 of the 2 approvers needed can approve `prod-admin`" in body["text"]
     assert request_messages(bot) == []
 
@@ -828,14 +826,14 @@ def test_second_account_through_its_reader_role_reads_max_session_and_revokes_th
 
 def test_without_an_approvals_channel_requests_are_refused_before_anything_is_stored(jit):
     bot, _ = jit(slack={"security_team": ["U0SEC1"]})
-    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    body = ask(bot, "U0ALICE", "request prod-admin 1h fix")
     assert "No approvals channel is configured" in body["text"]
     assert bot.store.execute("SELECT count(*) FROM access_requests").fetchone()[0] == 0
 
 
 def test_app_home_lists_requests_waiting_for_the_approver_and_approving_there_works(jit):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix <!channel>")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix <!channel>")
     request = the_request(bot)
     bot.sender.app_home_opened("U0LEAD2")  # an approver through @sre-leads
     bot.slack.wait_for("views.publish", lambda c: c.args.get("user_id") == "U0LEAD2")
@@ -853,8 +851,8 @@ def test_app_home_lists_requests_waiting_for_the_approver_and_approving_there_wo
 def test_a_request_slack_refuses_to_post_is_withdrawn_with_a_clear_answer(jit):
     bot, _ = jit()
     bot.slack.fail_next("chat.postMessage", error="not_in_channel")
-    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    body = ask(bot, "U0ALICE", "request prod-admin 1h fix")
     assert "could not post your request to the approvals channel (not_in_channel)" in body["text"]
     assert the_request(bot).state == "expired"
     # Nothing is left pending, so asking again works once the bot is invited.
-    assert "waiting for approval" in bot.command("U0ALICE", "request prod-admin 1h fix").json()["text"]
+    assert "waiting for approval" in ask(bot, "U0ALICE", "request prod-admin 1h fix")["text"]
