@@ -79,7 +79,9 @@ def approve(
     outcome, request = record_approval(services, request.id, approver)
     if outcome == Approval.EXPIRED:
         notifier.request_changed(request.id)
-        return Outcome("not_pending", f"Request {request.id} is already expired: nobody decided in time.", request)
+        return Outcome(
+            "not_pending", f"Request {request.id} is already expired: nobody decided in time.", request
+        )
     if outcome == Approval.NOT_PENDING:
         return Outcome("not_pending", f"Request {request.id} is already {request.state}.", request)
     if outcome == Approval.ALREADY_COUNTED:
