@@ -116,10 +116,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     rows = store.audit_rows(since=args.since)
     fields = ["id", "at", "actor", "action", "request_id", "role", "account_id", "reason", "detail"]
     if args.format == "csv":
+        from bot.answers import _csv_cell  # the findings CSV's formula defusing, for the same reason
+
         writer = csv.DictWriter(sys.stdout, fieldnames=fields)
         writer.writeheader()
         for row in rows:
-            writer.writerow(row)
+            # Reasons and tickets are typed by requesters: a cell starting = + - @ must stay text.
+            writer.writerow({k: _csv_cell(v) for k, v in row.items()})
     else:
         for row in rows:
             if row.get("detail"):

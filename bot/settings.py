@@ -21,6 +21,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -36,16 +37,20 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     """
     if isinstance(text, timedelta):
         return text
-    if isinstance(text, int | float):
-        return timedelta(seconds=text)
     raw = str(text).strip()
-    if raw.isdigit():
-        return timedelta(seconds=int(raw))
-    match = _DURATION.match(raw)
-    if not raw or not match or not any(match.groups()):
-        raise ValueError(f"'{raw}' is not a duration; use forms like 30m, 2h, 1h30m or 7d")
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        if isinstance(text, int | float):
+            return timedelta(seconds=text)
+        if raw.isdigit():
+            return timedelta(seconds=int(raw))
+        match = _DURATION.match(raw)
+        if not raw or not match or not any(match.groups()):
+            raise ValueError(f"'{raw}' is not a duration; use forms like 30m, 2h, 1h30m or 7d")
+        days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        # timedelta stops at 999,999,999 days: "99999999999h" is a mistake, not a crash.
+        raise ValueError(f"'{raw}' is far too long to be a duration") from None
 
 
 Duration = Annotated[timedelta, Field()]
@@ -84,7 +89,19 @@ class RoleConfig(_Section):
     require_ticket: bool | str = False
     # Who may request it: user ids / group handles; empty means everyone.
     requesters: list[str] = Field(default_factory=list)
+    # Who may break glass on it (user ids / group handles); required when break_glass = true.
+    break_glass_requesters: list[str] = Field(default_factory=list)
+    # Sessions may assume further roles (then a revocation on this role does not reach them).
+    allow_role_chaining: bool = False
     description: str = ""
+
+    @model_validator(mode="after")
+    def _break_glass_needs_requesters(self) -> RoleConfig:
+        if self.break_glass and not self.break_glass_requesters:
+            raise ValueError(
+                f"role {self.name}: break_glass = true needs break_glass_requesters (user ids or @groups)"
+            )
+        return self
 
     @property
     def account_id(self) -> str:
@@ -248,6 +265,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("IAMWARDEN_LOG_LEVEL"),
     )
     aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("IAMWARDEN_AWS_REGION"))
+    # Test-only: pause a grant at this step (bot/access/killpoints.py) so a test can kill the process.
+    test_pause_at: str | None = Field(default=None, validation_alias=AliasChoices("IAMWARDEN_TEST_PAUSE_AT"))
     # Loaded from the TOML file, never from an environment variable (IAMWARDEN_CONFIG is the file's path).
     _config: Config = PrivateAttr(default_factory=Config)
 

@@ -63,6 +63,9 @@ class Subcommand:
     slow: bool = False
     working_text: str = "Working on it…"
     aliases: tuple[str, ...] = ()
+    # Slow commands only: checks that need no Web API or AWS call, run before the ack so a mistake is
+    # answered in the ack itself (raise UserError); the handler then runs after the ack.
+    validate: Handler | None = None
 
     def usage_message(self, problem: str | None = None) -> Message:
         first = f"{escape(problem)} " if problem else ""
@@ -108,6 +111,7 @@ def subcommand(
     slow: bool = False,
     working_text: str = "Working on it…",
     aliases: tuple[str, ...] = (),
+    validate: Handler | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a ``/iam <name>`` subcommand. The help lists it from here, so it never drifts."""
 
@@ -122,6 +126,7 @@ def subcommand(
                 slow=slow,
                 working_text=working_text,
                 aliases=aliases,
+                validate=validate,
             )
         )
         return fn
@@ -180,6 +185,12 @@ def dispatch(cmd: SlashCommand, io: CommandIO, ack: Ack, respond: Respond) -> No
             response_type="ephemeral",
         )
         return
+    if sub.slow and sub.validate is not None:
+        try:
+            sub.validate(cmd, io)
+        except UserError as exc:
+            ack(text=str(exc), blocks=[section(str(exc))], response_type="ephemeral")
+            return
     if sub.slow:
         ack(text=sub.working_text, response_type="ephemeral")
     io.respond = respond

@@ -22,7 +22,7 @@ class ActionId(StrEnum):
     DIGEST_DISABLE_ACCESS = "digest_disable_access"
     NUDGE_FIXED = "nudge_fixed"
     NUDGE_NOT_MINE = "nudge_not_mine"
-    # -- just-in-time access (handlers/access.py) --
+    # -- just-in-time access (handlers/access/) --
     ACCESS_APPROVE = "access_approve"
     ACCESS_DENY = "access_deny"
     ACCESS_REVOKE = "access_revoke"
@@ -31,6 +31,7 @@ class ActionId(StrEnum):
     ACCESS_EXTEND = "access_extend"
     ACCESS_REVIEW = "access_review"
     ACCESS_CONSOLE = "access_console"
+    ACCESS_WITHDRAW = "access_withdraw"
     # -- alerts (handlers/alerts.py) --
     ALERT_ACKNOWLEDGE = "alert_acknowledge"
     ALERT_ASK_ACTOR = "alert_ask_actor"
@@ -41,7 +42,7 @@ class ActionId(StrEnum):
 class CallbackId(StrEnum):
     # -- digest (handlers/digest.py) --
     DIGEST_SNOOZE_MODAL = "digest_snooze_modal"
-    # -- just-in-time access (handlers/access.py) --
+    # -- just-in-time access (handlers/access/) --
     ACCESS_REQUEST_MODAL = "access_request_modal"
     ACCESS_DENY_MODAL = "access_deny_modal"
     # -- alerts (handlers/alerts.py) --
@@ -52,7 +53,7 @@ class BlockId(StrEnum):
     # -- digest (handlers/digest.py) --
     SNOOZE_REASON = "snooze_reason"
     SNOOZE_UNTIL = "snooze_until"
-    # -- just-in-time access (handlers/access.py) --
+    # -- just-in-time access (handlers/access/) --
     ACCESS_ROLE = "access_role"
     ACCESS_DURATION = "access_duration"
     ACCESS_REASON = "access_reason"

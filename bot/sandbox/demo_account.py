@@ -167,6 +167,7 @@ DEMO_CONFIG = {
             "approvers": ["U0SAM", "U0BOB"],
             "approvals_required": 1,
             "break_glass": True,
+            "break_glass_requesters": ["U0ADA", "U0BOB"],
         },
         {
             "name": "prod-readonly",

@@ -1,5 +1,5 @@
 """The pure parts of just-in-time access: names STS accepts, revocation pruning, log scrubbing,
-Block Kit builders within Slack's limits. (End-to-end behaviour is in test_access.py.)"""
+Block Kit builders within Slack's limits. (End-to-end behaviour is in test_flows.py.)"""
 
 from __future__ import annotations
 
@@ -54,10 +54,22 @@ def test_session_tags_use_allowed_characters_and_name_every_approver():
 
 def test_session_policy_denies_everything_after_the_window():
     policy = access.session_policy(NOW + timedelta(hours=2))
-    allow, deny = policy["Statement"]
+    allow, deny, no_chaining = policy["Statement"]
     assert allow == {"Sid": "WithinTheRole", "Effect": "Allow", "Action": "*", "Resource": "*"}
     assert deny["Effect"] == "Deny" and deny["Action"] == "*"
     assert deny["Condition"] == {"DateGreaterThan": {"aws:CurrentTime": "2026-11-29T14:00:00+00:00"}}
+    # Chaining is closed by default: a chained session would escape the window and revocation.
+    assert no_chaining == {
+        "Sid": "NoRoleChaining",
+        "Effect": "Deny",
+        "Action": "sts:AssumeRole*",
+        "Resource": "*",
+    }
+
+
+def test_session_policy_allows_chaining_only_when_the_role_says_so():
+    policy = access.session_policy(NOW + timedelta(hours=2), allow_role_chaining=True)
+    assert [s["Sid"] for s in policy["Statement"]] == ["WithinTheRole", "NothingAfterTheApprovedWindow"]
 
 
 def _statement(who: str, until: datetime, tag: str = "r1") -> dict:
@@ -139,6 +151,7 @@ class _Services:
                         "max_duration": "2h",
                         "approvers": ["U0LEAD1", "@sre-leads"],
                         "break_glass": True,
+                        "break_glass_requesters": ["U0ALICE"],
                     }
                 ]
             }

@@ -9,7 +9,6 @@ session policies, so these assertions are the only proof they are right.
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -20,174 +19,37 @@ import boto3
 import pytest
 
 from bot import access
-from bot.app import build_client
-from bot.federation import FederationStandIn
 from handlers import access as access_handlers
 from handlers.directory import clear_cache
 from handlers.ids import ActionId, BlockId, CallbackId
-from tests.conftest import ACCOUNT_ID, DEFAULT_CONFIG
-
-OTHER_ACCOUNT = "210987654321"
-APPROVALS = "C0APPROVALS"
-
-
-# -- helpers -----------------------------------------------------------------------------------------
-
-
-class AssumeRoleLog:
-    """Every AssumeRole the bot's boto3 session makes, with the parameters as sent."""
-
-    def __init__(self, services: Any):
-        self.calls: list[dict] = []
-        self._lock = threading.Lock()
-        services.aws.session.events.register("before-parameter-build.sts.AssumeRole", self._record)
-
-    def _record(self, params: dict, **_: Any) -> None:
-        with self._lock:
-            self.calls.append(copy.deepcopy(params))
-
-    @property
-    def last(self) -> dict:
-        return self.calls[-1]
-
-
-@pytest.fixture
-def federation():
-    stand_in = FederationStandIn().start()
-    yield stand_in
-    stand_in.stop()
-
-
-def make_config(federation: FederationStandIn, **changes: Any) -> dict:
-    config = copy.deepcopy(DEFAULT_CONFIG)
-    config["access"] = {"federation_url": federation.url, **changes.pop("access", {})}
-    role = config["roles"][0]
-    role.update(changes.pop("role", {}))
-    config["roles"] += changes.pop("extra_roles", [])
-    config.update(changes)
-    return config
-
-
-def create_role(name: str = "prod-admin", max_session: int = 7200) -> None:
-    iam = boto3.client("iam", region_name="us-east-1")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
-                "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
-            }
-        ],
-    }
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=max_session)
-
-
-@pytest.fixture
-def jit(make_bot, federation, aws):
-    """A bot with the prod-admin role in moto and a federation stand-in; returns (bot, sts log)."""
-
-    def start(**changes: Any):
-        create_role(max_session=changes.pop("max_session", 7200))
-        bot = make_bot(make_config(federation, **changes))
-        return bot, AssumeRoleLog(bot.services)
-
-    return start
-
-
-def request_messages(bot) -> list[dict]:
-    return bot.slack.messages(APPROVALS)
-
-
-def the_request(bot) -> access.AccessRequest:
-    rows = bot.store.execute("SELECT id FROM access_requests ORDER BY created_at, rowid").fetchall()
-    return access.get_request(bot.services, rows[-1][0])
-
-
-def click(
-    bot, user: str, action_id: str, request_id: str, *, channel: str = APPROVALS, message: dict | None = None
-):
-    if message is None:
-        message = next((m for m in bot.slack.messages(channel) if _has_action(m, action_id)), None)
-    response = bot.sender.block_action(user, action_id, request_id, message=message, channel_id=channel)
-    assert response.status == 200
-    return response
-
-
-def _has_action(message: dict, action_id: str) -> bool:
-    return any(
-        el.get("action_id") == action_id
-        for block in message.get("blocks", [])
-        for el in (block.get("elements") or []) + ([block["accessory"]] if block.get("accessory") else [])
-        if isinstance(el, dict)
-    )
-
-
-def text_of(message: dict) -> str:
-    parts = [message.get("text", "")]
-    for block in message.get("blocks", []):
-        text = block.get("text")
-        if isinstance(text, dict):
-            parts.append(text.get("text", ""))
-        for item in block.get("fields", []) or []:
-            parts.append(item.get("text", ""))
-        for el in block.get("elements", []) or []:
-            if isinstance(el, dict) and isinstance(el.get("text"), str):
-                parts.append(el["text"])
-    return "\n".join(parts)
-
-
-def credentials_from(ephemeral: dict) -> dict:
-    """The credential_process JSON the requester was shown."""
-    for block in ephemeral["blocks"]:
-        text = (block.get("text") or {}).get("text", "")
-        if text.startswith("*credential_process*"):
-            return json.loads(text.split("```")[1])
-    raise AssertionError("no credential_process block")
-
-
-def credential_ephemerals(bot, user: str = "U0ALICE") -> list[dict]:
-    return [e for e in bot.slack.ephemerals(user) if e["text"].startswith("Credentials for")]
-
-
-def wait_for_credentials(bot, count: int = 1, user: str = "U0ALICE") -> list[dict]:
-    bot.slack.wait_for(
-        "chat.postEphemeral", lambda c: c.args.get("text", "").startswith("Credentials for"), count=count
-    )
-    return credential_ephemerals(bot, user)
-
-
-def request_and_approve(bot, *, text: str = "request prod-admin 2h deploy hotfix", approver: str = "U0LEAD1"):
-    response = bot.command("U0ALICE", text)
-    assert response.status == 200
-    request = the_request(bot)
-    click(bot, approver, ActionId.ACCESS_APPROVE, request.id)
-    creds = wait_for_credentials(bot)
-    return access.get_request(bot.services, request.id), creds
-
-
-def caller_identity(creds: dict) -> dict:
-    sts = boto3.client(
-        "sts",
-        region_name="us-east-1",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-    return sts.get_caller_identity()
-
-
-def run_job(bot, fn) -> None:
-    fn(bot.services, build_client(bot.services))
-
+from tests.access.support import (
+    APPROVALS,
+    OTHER_ACCOUNT,
+    AssumeRoleLog,
+    ask,  # noqa: E402
+    caller_identity,
+    click,
+    create_role,
+    credential_ephemerals,
+    credentials_from,
+    has_action,
+    make_config,
+    request_and_approve,
+    request_messages,
+    run_job,
+    text_of,
+    the_request,
+    wait_for_credentials,
+)
+from tests.conftest import ACCOUNT_ID
 
 # -- request ---------------------------------------------------------------------------------------------
 
 
 def test_shorthand_request_posts_a_durable_message_with_buttons_and_confirms_ephemerally(jit):
     bot, _ = jit()
-    response = bot.command("U0ALICE", "request prod-admin 90m deploy <!channel> hotfix ticket=OPS-1")
-    body = response.json()
+    # The answer comes after the ack (posting to the approvals channel is a Web API call).
+    body = ask(bot, "U0ALICE", "request prod-admin 90m deploy <!channel> hotfix ticket=OPS-1")
     assert body["response_type"] == "ephemeral"
     assert "waiting for approval" in body["text"]
     [message] = request_messages(bot)
@@ -197,7 +59,7 @@ def test_shorthand_request_posts_a_durable_message_with_buttons_and_confirms_eph
     # What the requester typed cannot ping a channel; approvers are mentioned by id, never @channel.
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
     assert "<@U0LEAD1>" in text and "@sre-leads" in text
-    assert _has_action(message, ActionId.ACCESS_APPROVE) and _has_action(message, ActionId.ACCESS_DENY)
+    assert has_action(message, ActionId.ACCESS_APPROVE) and has_action(message, ActionId.ACCESS_DENY)
     buttons = [el for b in message["blocks"] if b["type"] == "actions" for el in b["elements"]]
     request = the_request(bot)
     assert {b["value"] for b in buttons} == {request.id}
@@ -218,7 +80,7 @@ def test_shorthand_request_posts_a_durable_message_with_buttons_and_confirms_eph
 )
 def test_bad_requests_get_a_clear_answer_and_store_nothing(jit, text, answer):
     bot, _ = jit()
-    body = bot.command("U0ALICE", text).json()
+    body = ask(bot, "U0ALICE", text)
     assert answer in body["text"]
     assert "Traceback" not in body["text"]
     assert bot.store.execute("SELECT count(*) FROM access_requests").fetchone()[0] == 0
@@ -227,12 +89,9 @@ def test_bad_requests_get_a_clear_answer_and_store_nothing(jit, text, answer):
 
 def test_ticket_required_by_pattern(jit):
     bot, _ = jit(role={"require_ticket": r"OPS-\d+"})
-    assert "needs a ticket" in bot.command("U0ALICE", "request prod-admin 1h fix it").json()["text"]
-    assert "not a ticket" in bot.command("U0ALICE", "request prod-admin 1h fix ticket=JIRA-1").json()["text"]
-    assert (
-        "waiting for approval"
-        in bot.command("U0ALICE", "request prod-admin 1h fix ticket=OPS-7").json()["text"]
-    )
+    assert "needs a ticket" in ask(bot, "U0ALICE", "request prod-admin 1h fix it")["text"]
+    assert "not a ticket" in ask(bot, "U0ALICE", "request prod-admin 1h fix ticket=JIRA-1")["text"]
+    assert "waiting for approval" in ask(bot, "U0ALICE", "request prod-admin 1h fix ticket=OPS-7")["text"]
 
 
 def test_modal_path_opens_a_form_validates_and_posts_the_request(jit):
@@ -328,7 +187,7 @@ def test_peer_approval_grants_working_credentials_with_the_exact_assume_role_par
     # The request message now says who approved and when access ends; only the key id is stored.
     message = request_messages(bot)[0]
     assert "Approved by <@U0LEAD1>" in text_of(message) and "2026-11-29 14:00 UTC" in text_of(message)
-    assert _has_action(message, ActionId.ACCESS_REVOKE) and not _has_action(message, ActionId.ACCESS_APPROVE)
+    assert has_action(message, ActionId.ACCESS_REVOKE) and not has_action(message, ActionId.ACCESS_APPROVE)
     [grant] = access.grants_of(bot.services, request.id)
     assert grant.access_key_id == creds["AccessKeyId"]
     assert [r["action"] for r in bot.store.audit_rows()] == ["requested", "approved", "granted"]
@@ -367,7 +226,7 @@ def test_role_in_a_second_account_gets_credentials_in_that_account(jit):
 
 def test_requester_cannot_approve_own_request(jit):
     bot, sts = jit(role={"approvers": ["U0ALICE", "U0LEAD1"]})
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     click(bot, "U0ALICE", ActionId.ACCESS_APPROVE, request.id)
     [answer] = bot.slack.wait_for("chat.postEphemeral", lambda c: c.args["user"] == "U0ALICE")
@@ -378,7 +237,7 @@ def test_requester_cannot_approve_own_request(jit):
 
 def test_non_approver_cannot_approve(jit):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     click(bot, "U0BOB", ActionId.ACCESS_APPROVE, request.id)
     [answer] = bot.slack.wait_for("chat.postEphemeral", lambda c: c.args["user"] == "U0BOB")
@@ -389,7 +248,7 @@ def test_non_approver_cannot_approve(jit):
 
 def test_slack_error_resolving_the_approver_group_is_a_clear_answer(jit):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     clear_cache()  # the request itself looked the group up; make the click ask Slack again
     bot.slack.fail_next("usergroups.list", error="missing_scope")
@@ -402,7 +261,7 @@ def test_slack_error_resolving_the_approver_group_is_a_clear_answer(jit):
 
 def test_two_approvals_required_counts_each_approver_once(jit):
     bot, sts = jit(role={"approvals_required": 2})
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     click(bot, "U0LEAD1", ActionId.ACCESS_APPROVE, request.id)
     bot.slack.wait_for("chat.postEphemeral", lambda c: c.args["user"] == "U0LEAD1")
@@ -421,7 +280,7 @@ def test_two_approvals_required_counts_each_approver_once(jit):
 
 def test_concurrent_approvals_grant_exactly_once(jit):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     message = request_messages(bot)[0]
     clickers = ["U0LEAD1", "U0LEAD2"] * 4  # two approvers, each double-clicking, all at once
@@ -457,7 +316,7 @@ def test_concurrent_approvals_grant_exactly_once(jit):
 
 def test_deny_with_a_reason_ends_the_request(jit):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     click(bot, "U0LEAD1", ActionId.ACCESS_DENY, request.id)
     bot.slack.wait_for("views.open")
@@ -483,7 +342,7 @@ def test_deny_with_a_reason_ends_the_request(jit):
     )
     text = text_of(request_messages(bot)[0])
     assert "Denied by <@U0LEAD1>" in text and "&lt;!here&gt;" in text
-    assert not _has_action(request_messages(bot)[0], ActionId.ACCESS_APPROVE)
+    assert not has_action(request_messages(bot)[0], ActionId.ACCESS_APPROVE)
     # A late approval changes nothing.
     click(bot, "U0LEAD2", ActionId.ACCESS_APPROVE, request.id, message=request_messages(bot)[0])
     [late] = bot.slack.wait_for("chat.postEphemeral", lambda c: c.args["user"] == "U0LEAD2")
@@ -493,7 +352,7 @@ def test_deny_with_a_reason_ends_the_request(jit):
 
 def test_pending_request_expires_and_the_requester_is_told(jit, clock):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     clock.advance(minutes=59)
     run_job(bot, access_handlers.run_pending_expiry)
@@ -561,7 +420,8 @@ def test_revoke_writes_a_deny_on_the_role_for_sessions_issued_before_now(jit, cl
     assert statement["Effect"] == "Deny" and statement["Action"] == "*"
     assert statement["Condition"] == {
         "StringEquals": {"aws:SourceIdentity": "U0ALICE"},
-        "DateLessThan": {"aws:TokenIssueTime": "2026-11-29T12:10:00+00:00"},
+        # Rounded up to the next second: a session issued earlier in the click's second is denied too.
+        "DateLessThan": {"aws:TokenIssueTime": "2026-11-29T12:10:01+00:00"},
     }
     assert "Revoked" in text_of(request_messages(bot)[0]) or "revoked" in text_of(request_messages(bot)[0])
     bot.slack.wait_for(
@@ -589,7 +449,7 @@ def test_revocation_statements_are_pruned_once_they_cannot_matter(jit, clock):
     bot.slack.wait_for("chat.postEphemeral", lambda c: "ended" in c.args.get("text", ""))
     assert access.get_request(bot.services, request.id).state == "revoked"
     clock.advance(hours=2)  # the first session has long expired
-    bot.command("U0BOB", "request prod-admin 1h second")
+    ask(bot, "U0BOB", "request prod-admin 1h second")
     second = the_request(bot)
     click(bot, "U0ALICE", ActionId.ACCESS_APPROVE, second.id, message=request_messages(bot)[-1])
     bot.slack.wait_for(
@@ -689,14 +549,14 @@ def test_revoke_from_an_extension_message_ends_the_access_it_extends(jit):
     bot.slack.wait_for("chat.postEphemeral", lambda c: "ended" in c.args.get("text", ""))
     assert access.get_request(bot.services, request.id).state == "revoked"
     assert access.get_request(bot.services, extension.id).state == "expired"
-    assert not _has_action(request_messages(bot)[-1], ActionId.ACCESS_APPROVE)
+    assert not has_action(request_messages(bot)[-1], ActionId.ACCESS_APPROVE)
 
 
 # -- break glass -------------------------------------------------------------------------------------------
 
 
 def test_break_glass_grants_at_once_alerts_security_caps_daily_and_needs_a_review(jit, clock):
-    bot, sts = jit(role={"break_glass": True, "max_duration": "1h"})
+    bot, sts = jit(role={"break_glass": True, "max_duration": "1h", "break_glass_requesters": ["U0ALICE"]})
     response = bot.command("U0ALICE", "breakglass prod-admin database is on fire")
     assert response.status == 200
     wait_for_credentials(bot)
@@ -706,7 +566,7 @@ def test_break_glass_grants_at_once_alerts_security_caps_daily_and_needs_a_revie
     [alert, thread_note] = bot.slack.messages("C0SECURITY")
     assert "BREAK GLASS" in text_of(alert) and "database is on fire" in text_of(alert)
     assert thread_note["thread_ts"] == alert["ts"]
-    assert _has_action(alert, ActionId.ACCESS_REVIEW)
+    assert has_action(alert, ActionId.ACCESS_REVIEW)
     # The daily cap (1 by default).
     click(bot, "U0ALICE", ActionId.ACCESS_DONE, request.id, channel="C0SECURITY", message=alert)
     bot.slack.wait_for("chat.postEphemeral", lambda c: "ended" in c.args.get("text", ""))
@@ -749,7 +609,7 @@ def test_a_new_app_on_the_same_database_finishes_a_request_started_before_the_re
     create_role()
     config = make_config(federation, role={"approvals_required": 2})
     first = make_bot(config, db=db)
-    first.command("U0ALICE", "request prod-admin 1h fix")
+    ask(first, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(first)
     click(first, "U0LEAD1", ActionId.ACCESS_APPROVE, request.id)
     first.slack.wait_for("chat.postEphemeral", lambda c: c.args["user"] == "U0LEAD1")
@@ -820,7 +680,7 @@ def test_secrets_never_reach_sqlite_logs_or_durable_messages(jit, clock, caplog,
 
 def test_credentials_by_dm_when_configured(jit):
     bot, _ = jit(access={"deliver_credentials": "dm"})
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     click(bot, "U0LEAD1", ActionId.ACCESS_APPROVE, request.id)
     [call] = bot.slack.wait_for(
@@ -836,7 +696,7 @@ def test_credentials_by_dm_when_configured(jit):
 def test_approvers_who_left_slack_get_a_clear_answer(jit):
     bot, _ = jit(role={"approvers": ["U0LEAD1"]})
     bot.slack.deactivate_user("U0LEAD1")
-    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    body = ask(bot, "U0ALICE", "request prod-admin 1h fix")
     assert "Nobody can approve `prod-admin`" in body["text"] and "left Slack" in body["text"]
     assert bot.store.execute("SELECT count(*) FROM access_requests").fetchone()[0] == 0
 
@@ -844,7 +704,7 @@ def test_approvers_who_left_slack_get_a_clear_answer(jit):
 def test_a_departed_approver_is_named_but_the_others_can_still_approve(jit):
     bot, _ = jit(role={"approvers": ["U0LEAD1", "U0SEC1"]})
     bot.slack.deactivate_user("U0LEAD1")
-    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    body = ask(bot, "U0ALICE", "request prod-admin 1h fix")
     assert "<@U0LEAD1> left Slack and cannot approve" in body["blocks"][0]["text"]["text"]
     request = the_request(bot)
     click(bot, "U0SEC1", ActionId.ACCESS_APPROVE, request.id)
@@ -853,7 +713,7 @@ def test_a_departed_approver_is_named_but_the_others_can_still_approve(jit):
 
 def test_an_approval_interrupted_before_its_grant_is_finished_by_the_sweep(jit, clock):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     # The process stopped right after the approval was recorded, before AssumeRole.
     outcome, _ = access.approve(bot.services, request.id, "U0LEAD1")
@@ -904,7 +764,7 @@ class RefusingSts:
 
 def test_a_refused_assume_role_fails_the_request_and_says_why(jit, monkeypatch):
     bot, _ = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     sts = RefusingSts()
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.url)
@@ -925,7 +785,7 @@ def test_a_refused_assume_role_fails_the_request_and_says_why(jit, monkeypatch):
 def test_a_role_needing_more_approvers_than_remain_is_refused_up_front(jit):
     bot, _ = jit(role={"approvers": ["U0LEAD1", "U0SEC1"], "approvals_required": 2})
     bot.slack.deactivate_user("U0LEAD1")
-    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    body = ask(bot, "U0ALICE", "request prod-admin 1h fix")
     assert "Only 1 of the 2 approvers needed can approve `prod-admin`" in body["text"]
     assert request_messages(bot) == []
 
@@ -966,14 +826,14 @@ def test_second_account_through_its_reader_role_reads_max_session_and_revokes_th
 
 def test_without_an_approvals_channel_requests_are_refused_before_anything_is_stored(jit):
     bot, _ = jit(slack={"security_team": ["U0SEC1"]})
-    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    body = ask(bot, "U0ALICE", "request prod-admin 1h fix")
     assert "No approvals channel is configured" in body["text"]
     assert bot.store.execute("SELECT count(*) FROM access_requests").fetchone()[0] == 0
 
 
 def test_app_home_lists_requests_waiting_for_the_approver_and_approving_there_works(jit):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix <!channel>")
+    ask(bot, "U0ALICE", "request prod-admin 1h fix <!channel>")
     request = the_request(bot)
     bot.sender.app_home_opened("U0LEAD2")  # an approver through @sre-leads
     bot.slack.wait_for("views.publish", lambda c: c.args.get("user_id") == "U0LEAD2")
@@ -991,8 +851,8 @@ def test_app_home_lists_requests_waiting_for_the_approver_and_approving_there_wo
 def test_a_request_slack_refuses_to_post_is_withdrawn_with_a_clear_answer(jit):
     bot, _ = jit()
     bot.slack.fail_next("chat.postMessage", error="not_in_channel")
-    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    body = ask(bot, "U0ALICE", "request prod-admin 1h fix")
     assert "could not post your request to the approvals channel (not_in_channel)" in body["text"]
     assert the_request(bot).state == "expired"
     # Nothing is left pending, so asking again works once the bot is invited.
-    assert "waiting for approval" in bot.command("U0ALICE", "request prod-admin 1h fix").json()["text"]
+    assert "waiting for approval" in ask(bot, "U0ALICE", "request prod-admin 1h fix")["text"]
