@@ -1,6 +1,6 @@
 """Wiring: the only place that knows both rooms. Builds the Bolt app and serves it.
 
-HTTP mode: a cheroot WSGI server (production-grade, clean shutdown) in front of Bolt's WSGI adapter,
+HTTP mode: a waitress WSGI server tuned for the internet (bot.http_server) in front of Bolt's WSGI adapter,
 serving ``POST /slack/events`` and ``GET /healthz``. Socket Mode when ``SLACK_APP_TOKEN`` is set,
 with ``/healthz`` still served for the container's health check.
 """
@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from cheroot import wsgi
 from slack_bolt import App, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
+from bot.http_server import HttpServer
 from bot.services import Services
 from bot.settings import SettingsError
+
+__all__ = ["Health", "HttpServer", "build_app", "build_client", "run", "wsgi_app"]
 
 log = logging.getLogger(__name__)
 
@@ -123,40 +124,6 @@ def wsgi_app(app: App | None, health: Health) -> Callable:
         return bolt(environ, start_response)
 
     return application
-
-
-@dataclass
-class HttpServer:
-    """A cheroot server on a thread: ``start()`` returns once it listens; ``port`` is the real one."""
-
-    application: Callable
-    host: str = "127.0.0.1"
-    port: int = 0
-    threads: int = 8
-    _server: wsgi.Server | None = field(default=None, init=False)
-    _thread: threading.Thread | None = field(default=None, init=False)
-
-    def start(self) -> HttpServer:
-        self._server = wsgi.Server((self.host, self.port), self.application, numthreads=self.threads)
-        self._server.prepare()
-        self.port = self._server.bind_addr[1]
-        self._thread = threading.Thread(target=self._server.serve, name="iamwarden-http", daemon=True)
-        self._thread.start()
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def serve_forever(self) -> None:
-        self._server = wsgi.Server((self.host, self.port), self.application, numthreads=self.threads)
-        self._server.safe_start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
 
 def run(services: Services) -> None:
