@@ -106,8 +106,17 @@ class Health:
 
 
 def wsgi_app(app: App | None, health: Health) -> Callable:
-    """WSGI: ``GET /healthz`` here, everything else to Bolt's adapter (``POST /slack/events``)."""
-    bolt = SlackRequestHandler(app) if app is not None else None
+    """WSGI: ``GET /healthz`` here, ``POST /slack/events`` through the request gate to Bolt's adapter."""
+    bolt: Callable | None = None
+    if app is not None:
+        from bot.replay import SeenRequests
+        from handlers.request_gate import RequestGate
+
+        secret = health.services.settings.slack_signing_secret
+        bolt = SlackRequestHandler(app)
+        if secret is not None:
+            # Verify, de-duplicate and parse-check before Bolt sees a byte (see handlers.request_gate).
+            bolt = RequestGate(bolt, secret.get_secret_value(), SeenRequests(health.services.store))
 
     def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
