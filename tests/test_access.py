@@ -186,7 +186,7 @@ def run_job(bot, fn) -> None:
 
 def test_shorthand_request_posts_a_durable_message_with_buttons_and_confirms_ephemerally(jit):
     bot, _ = jit()
-    response = bot.command("U0ALICE", "request prod-admin 90m deploy <!channel> hotfix ticket=OPS-1")
+    response = bot.answer("U0ALICE", "request prod-admin 90m deploy <!channel> hotfix ticket=OPS-1")
     body = response.json()
     assert body["response_type"] == "ephemeral"
     assert "waiting for approval" in body["text"]
@@ -227,11 +227,11 @@ def test_bad_requests_get_a_clear_answer_and_store_nothing(jit, text, answer):
 
 def test_ticket_required_by_pattern(jit):
     bot, _ = jit(role={"require_ticket": r"OPS-\d+"})
-    assert "needs a ticket" in bot.command("U0ALICE", "request prod-admin 1h fix it").json()["text"]
-    assert "not a ticket" in bot.command("U0ALICE", "request prod-admin 1h fix ticket=JIRA-1").json()["text"]
+    assert "needs a ticket" in bot.answer("U0ALICE", "request prod-admin 1h fix it").json()["text"]
+    assert "not a ticket" in bot.answer("U0ALICE", "request prod-admin 1h fix ticket=JIRA-1").json()["text"]
     assert (
         "waiting for approval"
-        in bot.command("U0ALICE", "request prod-admin 1h fix ticket=OPS-7").json()["text"]
+        in bot.answer("U0ALICE", "request prod-admin 1h fix ticket=OPS-7").json()["text"]
     )
 
 
@@ -493,7 +493,7 @@ def test_deny_with_a_reason_ends_the_request(jit):
 
 def test_pending_request_expires_and_the_requester_is_told(jit, clock):
     bot, sts = jit()
-    bot.command("U0ALICE", "request prod-admin 1h fix")
+    bot.answer("U0ALICE", "request prod-admin 1h fix")
     request = the_request(bot)
     clock.advance(minutes=59)
     run_job(bot, access_handlers.run_pending_expiry)
@@ -844,7 +844,7 @@ def test_approvers_who_left_slack_get_a_clear_answer(jit):
 def test_a_departed_approver_is_named_but_the_others_can_still_approve(jit):
     bot, _ = jit(role={"approvers": ["U0LEAD1", "U0SEC1"]})
     bot.slack.deactivate_user("U0LEAD1")
-    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    body = bot.answer("U0ALICE", "request prod-admin 1h fix").json()
     assert "<@U0LEAD1> left Slack and cannot approve" in body["blocks"][0]["text"]["text"]
     request = the_request(bot)
     click(bot, "U0SEC1", ActionId.ACCESS_APPROVE, request.id)
@@ -991,8 +991,8 @@ def test_app_home_lists_requests_waiting_for_the_approver_and_approving_there_wo
 def test_a_request_slack_refuses_to_post_is_withdrawn_with_a_clear_answer(jit):
     bot, _ = jit()
     bot.slack.fail_next("chat.postMessage", error="not_in_channel")
-    body = bot.command("U0ALICE", "request prod-admin 1h fix").json()
+    body = bot.answer("U0ALICE", "request prod-admin 1h fix").json()
     assert "could not post your request to the approvals channel (not_in_channel)" in body["text"]
     assert the_request(bot).state == "expired"
     # Nothing is left pending, so asking again works once the bot is invited.
-    assert "waiting for approval" in bot.command("U0ALICE", "request prod-admin 1h fix").json()["text"]
+    assert "waiting for approval" in bot.answer("U0ALICE", "request prod-admin 1h fix").json()["text"]

@@ -138,7 +138,7 @@ def _replayed_does_nothing(bot, recorder) -> None:
 def test_replayed_slash_command_creates_no_second_request(bot):
     recorder = Recorder(bot.sender)
     assert (
-        "waiting for approval" in bot.command("U0ALICE", "request prod-admin 1h deploy hotfix").json()["text"]
+        "waiting for approval" in bot.answer("U0ALICE", "request prod-admin 1h deploy hotfix").json()["text"]
     )
     assert bot.store.execute("SELECT count(*) FROM access_requests").fetchone()[0] == 1
     _replayed_does_nothing(bot, recorder)
