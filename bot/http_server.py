@@ -138,6 +138,11 @@ class HttpServer:
         self.port = int(self._server.effective_port)
         self._server.run()
 
+    def wait(self) -> None:
+        """Block until the server thread ends (``stop()`` or a signal)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=1)
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
