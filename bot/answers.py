@@ -18,7 +18,7 @@ import io
 import logging
 import re
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,33 +114,54 @@ class SnapshotBook:
             return principal_statements(index, ref.arn)
 
 
-_BOOKS: dict[tuple, SnapshotBook] = {}
+# The parsed snapshots are the bot's biggest objects, so only the current book of each database is
+# kept (a new snapshot replaces the old book instead of sitting beside it), and at most
+# MAX_BOOKS databases (tests and the demo run several bots in one process). Memory stays flat
+# however many snapshots are taken.
+MAX_BOOKS = 4
+_BOOKS: OrderedDict[tuple, tuple[tuple, SnapshotBook]] = OrderedDict()
 _BOOKS_LOCK = threading.Lock()
 _BUILD_LOCK = threading.Lock()
+
+
+def _cached_book(owner: tuple, key: tuple) -> SnapshotBook | None:
+    with _BOOKS_LOCK:
+        entry = _BOOKS.get(owner)
+        if entry is None or entry[0] != key:
+            return None
+        _BOOKS.move_to_end(owner)
+        return entry[1]
 
 
 def current_book(services: Services) -> SnapshotBook:
     """The book for the newest snapshots; cheap when nothing changed (two small queries)."""
     store = services.store
     rows = latest_snapshots(store)
-    key = (id(services.config), str(store.path), tuple(r["id"] for r in rows), directory_refreshed_at(store))
-    with _BOOKS_LOCK:
-        hit = _BOOKS.get(key)
+    owner = (id(services.config), str(store.path))
+    key = (tuple(r["id"] for r in rows), directory_refreshed_at(store))
+    hit = _cached_book(owner, key)
     if hit is not None:
         return hit
     # One thread parses a new snapshot; requests arriving meanwhile wait for it instead of each
     # parsing the same inventory.
     with _BUILD_LOCK:
-        with _BOOKS_LOCK:
-            hit = _BOOKS.get(key)
+        hit = _cached_book(owner, key)
         if hit is not None:
             return hit
+        with _BOOKS_LOCK:
+            _BOOKS.pop(owner, None)  # let the superseded book go before parsing the new one
         book = SnapshotBook.build(services.config, store, rows)
         with _BOOKS_LOCK:
-            if len(_BOOKS) > 8:
-                _BOOKS.clear()
-            _BOOKS[key] = book
+            _BOOKS[owner] = (key, book)
+            while len(_BOOKS) > MAX_BOOKS:
+                _BOOKS.popitem(last=False)
     return book
+
+
+def cached_book_count() -> int:
+    """How many parsed books are held (for tests and the memory benchmark)."""
+    with _BOOKS_LOCK:
+        return len(_BOOKS)
 
 
 def next_scan_at(services: Services) -> datetime | None:
@@ -419,7 +440,7 @@ def check_action(action: str) -> str:
         by_lower = {c.lower(): c for c in candidates}
         close = difflib.get_close_matches(action.lower(), list(by_lower), n=3, cutoff=0.6)
         raise BadAction(f"`{action}` is not an action I know.", [by_lower[c] for c in close])
-    close = difflib.get_close_matches(service.lower(), sorted(catalog.services), n=3, cutoff=0.6)
+    close = difflib.get_close_matches(service.lower(), sorted(catalog.services()), n=3, cutoff=0.6)
     raise BadAction(f"`{service}` is not an AWS service I know.", [f"{c}:{name}" for c in close])
 
 

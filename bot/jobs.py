@@ -118,4 +118,5 @@ def start_background_jobs(services: Services, client: Any) -> Callable[[], None]
         )
         log.info("scheduled job %s", spec.name)
     scheduler.start()
+    services.extras["scheduler"] = scheduler  # /healthz reports whether it is still alive
     return lambda: scheduler.shutdown(wait=False)

@@ -8,7 +8,7 @@ from typing import Any
 from bot.aws import AwsFactory
 from bot.clock import Clock, SystemClock
 from bot.settings import Settings
-from bot.store import Store
+from bot.store import Store, open_store
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Services:
     def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> Services:
         return cls(
             settings=settings,
-            store=Store(settings.db),
+            store=open_store(settings.db),
             aws=AwsFactory(region=settings.aws_region),
             clock=clock or SystemClock(),
         )

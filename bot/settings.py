@@ -324,6 +324,14 @@ def load_config(path: Path) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SettingsError(f"IAMWARDEN_CONFIG: file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f"IAMWARDEN_CONFIG: {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    except IsADirectoryError:
+        raise SettingsError(f"IAMWARDEN_CONFIG: {path} is a directory; point it at the TOML file") from None
+    except OSError as exc:
+        raise SettingsError(f"IAMWARDEN_CONFIG: cannot read {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"IAMWARDEN_CONFIG: {path} is not valid TOML: {exc}") from None
     try:

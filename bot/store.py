@@ -24,8 +24,11 @@ from sqlite_utils import Migrations
 
 migrations = Migrations("iamwarden")
 
+# How long a writer waits for another's lock while running (start-up waits far less: see open_store).
+BUSY_TIMEOUT_MS = 30000
+
 # Modules that declare tables with @migrations(); imported before migrating so every table exists.
-SCHEMA_MODULES = ("bot.findings", "bot.digest", "bot.alerts", "bot.access")
+SCHEMA_MODULES = ("bot.findings", "bot.digest", "bot.alerts", "bot.access", "bot.replay")
 
 
 def utcnow() -> datetime:
@@ -73,9 +76,12 @@ def m001_core(db: sqlite_utils.Database) -> None:
 
 
 class Store:
-    """The bot's SQLite file. Safe to share across threads; each thread gets its own connection."""
+    """The bot's SQLite file. Safe to share across threads; each thread gets its own connection.
 
-    def __init__(self, path: Path | str):
+    ``lock_wait_ms`` bounds how long opening (migrations) waits for another process's lock; after
+    that, writers wait up to BUSY_TIMEOUT_MS."""
+
+    def __init__(self, path: Path | str, *, lock_wait_ms: int = BUSY_TIMEOUT_MS):
         self.path = Path(path)
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,16 +90,21 @@ class Store:
         for module in SCHEMA_MODULES:
             importlib.import_module(module)
         with self._migrate_lock:
-            migrations.apply(self.db)
+            db = self.db
+            db.execute(f"PRAGMA busy_timeout={int(lock_wait_ms)}")
+            try:
+                migrations.apply(db)
+            finally:
+                db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     @property
     def db(self) -> sqlite_utils.Database:
         db = getattr(self._local, "db", None)
         if db is None:
-            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            conn = sqlite3.connect(str(self.path), timeout=1, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys=ON")
             db = sqlite_utils.Database(conn)
             self._local.db = db
@@ -115,9 +126,25 @@ class Store:
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.db.execute(sql, params)
 
-    def ping(self) -> bool:
+    def ping(self, *, write: bool = True, timeout_ms: int = 2000) -> bool:
+        """Whether the database answers and (``write``) accepts a write, within ``timeout_ms``.
+
+        The write is one tiny upsert: a read-only file, a full disk or a lock held too long all
+        show here, where a SELECT would still succeed."""
         try:
-            return self.db.execute("SELECT 1").fetchone()[0] == 1
+            db = self.db
+            db.execute(f"PRAGMA busy_timeout={int(timeout_ms)}")
+            try:
+                if not write:
+                    return db.execute("SELECT 1").fetchone()[0] == 1
+                db.execute(
+                    "INSERT INTO kv (key, value, updated_at) VALUES ('healthz', 'ok', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET updated_at = excluded.updated_at",
+                    [iso(utcnow())],
+                )
+                return True
+            finally:
+                db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         except sqlite3.Error:
             return False
 
@@ -164,3 +191,65 @@ class Store:
 
     def set_kv(self, key: str, value: str, *, at: datetime | None = None) -> None:
         self.db["kv"].upsert({"key": key, "value": value, "updated_at": iso(at or utcnow())}, pk="key")
+
+
+# -- opening at start-up -------------------------------------------------------------------------
+
+# A database locked by another process is reported after this long (not after BUSY_TIMEOUT_MS).
+STARTUP_LOCK_WAIT_MS = 3000
+_WHERE = "IAMWARDEN_DB"
+
+
+def open_store(path: Path | str, *, lock_wait_ms: int = STARTUP_LOCK_WAIT_MS) -> Store:
+    """Open (creating and migrating) the database, or raise SettingsError: one line naming the file,
+    what is wrong with it and what to do. Proves the file accepts a write before returning."""
+    from bot.settings import SettingsError
+
+    target = Path(path)
+    if str(target) == ":memory:":
+        return Store(target)
+    if target.is_dir():
+        raise SettingsError(f"{_WHERE}: {target} is a directory; point {_WHERE} at a database file inside it")
+    if target.exists() and target.stat().st_size > 0:
+        with open(target, "rb") as handle:
+            header = handle.read(16)
+        if header != b"SQLite format 3\x00":
+            raise SettingsError(
+                f"{_WHERE}: {target} is not an SQLite database; point {_WHERE} at the bot's database or a new file"
+            )
+    try:
+        store = Store(target, lock_wait_ms=lock_wait_ms)
+        db = store.db
+        check = db.execute("PRAGMA quick_check").fetchone()
+        if not check or check[0] != "ok":
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        db.execute(f"PRAGMA busy_timeout={int(lock_wait_ms)}")
+        try:
+            store.set_kv("opened_at", iso(utcnow()))
+        finally:
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    except FileNotFoundError as exc:
+        raise SettingsError(f"{_WHERE}: cannot create {target}: {exc.strerror}") from None
+    except OSError as exc:  # a parent that is a file, a directory we may not write, …
+        raise SettingsError(f"{_WHERE}: cannot create {target}: {exc.strerror or exc}") from None
+    except sqlite3.Error as exc:
+        raise SettingsError(_explain(target, exc, lock_wait_ms)) from None
+    return store
+
+
+def _explain(target: Path, exc: sqlite3.Error, lock_wait_ms: int) -> str:
+    message = str(exc).lower()
+    if "locked" in message or "busy" in message:
+        return (
+            f"{_WHERE}: {target} is locked by another process (waited {lock_wait_ms / 1000:g} s); "
+            "stop the other iamwarden or point this one at its own file"
+        )
+    if "malformed" in message or "not a database" in message or "corrupt" in message:
+        return f"{_WHERE}: {target} is corrupted ({exc}); restore it from a backup or move it aside to start afresh"
+    if "readonly" in message or "read-only" in message:
+        return f"{_WHERE}: {target} is read-only; the bot needs to write to it and to its directory"
+    if "disk is full" in message or "disk i/o" in message:
+        return f"{_WHERE}: cannot write {target} ({exc}); free disk space on its volume"
+    if "unable to open" in message:
+        return f"{_WHERE}: cannot open {target} ({exc}); check its directory exists and is writable"
+    return f"{_WHERE}: cannot use {target} ({exc})"

@@ -16,7 +16,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -25,6 +25,7 @@ from bot.alert_sources import consume_queue, poll_lookup_events
 from bot.alerts import Alert
 from bot.jobs import job
 from bot.services import Services
+from handlers.background import ack_then
 from handlers.blocks import (
     SEVERITY_ICON,
     Message,
@@ -424,14 +425,19 @@ def register(app: App, services: Services) -> None:
     """Registers this feature's listeners."""
 
     def load(action: BlockAction, respond: Respond) -> Alert | None:
+        # Alert ids are SQLite integers: anything else (or too big for one) names no alert.
+        if not (action.value.isascii() and action.value.isdigit() and len(action.value) <= 18):
+            log.info("ignored alert button value %r from %s", action.value[:40], action.user.id)
+            _say_privately(respond, "I can't find that alert any more.")
+            return None
         alert = alert_store.get_alert(services.store, action.value)
         if alert is None:
             _say_privately(respond, "I can't find that alert any more.")
         return alert
 
     @app.action(ActionId.ALERT_ACKNOWLEDGE.value)
-    def on_acknowledge(ack: Ack, body: dict, respond: Respond, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_acknowledge(body: dict, respond: Respond, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         alert = load(action, respond)
         if alert is None:
@@ -447,8 +453,8 @@ def register(app: App, services: Services) -> None:
         deliver_alerts(services, client)
 
     @app.action(ActionId.ALERT_ASK_ACTOR.value)
-    def on_ask_actor(ack: Ack, body: dict, respond: Respond, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_ask_actor(body: dict, respond: Respond, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         alert = load(action, respond)
         if alert is None:
@@ -486,8 +492,8 @@ def register(app: App, services: Services) -> None:
         deliver_alerts(services, client)
 
     def on_answer(confirmed: bool):  # noqa: ANN202 - returns a Bolt listener
-        def listener(ack: Ack, body: dict, respond: Respond, client: WebClient) -> None:
-            ack()
+        @ack_then(services)
+        def listener(body: dict, respond: Respond, client: WebClient) -> None:
             action = BlockAction.from_body(body)
             alert = load(action, respond)
             if alert is None:

@@ -31,6 +31,7 @@ from bot.jobs import job
 from bot.services import Services
 from bot.settings import SettingsError
 from bot.store import iso
+from handlers.background import ack_then, retry_hint, slow_work
 from handlers.blocks import (
     SEVERITY_ICON,
     Message,
@@ -773,8 +774,8 @@ def register(app: App, services: Services) -> None:
     store = services.store
 
     @app.action(ActionId.DIGEST_ACKNOWLEDGE.value)
-    def on_acknowledge(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_acknowledge(body: dict, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         f = _finding(services, client, action)
         if f is None:
@@ -792,8 +793,8 @@ def register(app: App, services: Services) -> None:
             _tell(client, action, f"Already acknowledged by {mention(ack_row.get('acknowledged_by', '?'))}.")
 
     @app.action(ActionId.DIGEST_NOTIFY_OWNER.value)
-    def on_notify_owner(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_notify_owner(body: dict, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         f = _finding(services, client, action)
         if f is None:
@@ -831,8 +832,8 @@ def register(app: App, services: Services) -> None:
         _tell(client, action, f"I sent {mention(owner)} the finding and how to fix it.")
 
     @app.action(ActionId.DIGEST_SNOOZE.value)
-    def on_snooze(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_snooze(body: dict, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         if not CommandIO(services=services, client=client).is_security_team(action.user.id):
             _tell(client, action, "Snoozing findings is for the security team.")
@@ -890,19 +891,25 @@ def register(app: App, services: Services) -> None:
         )
         channel = meta.get("channel")
         if channel and not str(channel).startswith("D"):
-            try:
-                client.chat_postMessage(
-                    channel=channel,
-                    thread_ts=meta.get("thread_ts"),
-                    text=truncate(text, 3000),
-                    blocks=[section(text)],
-                )
-            except SlackApiError as exc:
-                log.warning("could not post the snooze in the thread: %s", exc.response.get("error"))
+
+            def post_in_thread() -> None:
+                try:
+                    client.chat_postMessage(
+                        channel=channel,
+                        thread_ts=meta.get("thread_ts"),
+                        text=truncate(text, 3000),
+                        blocks=[section(text)],
+                    )
+                except SlackApiError as exc:
+                    if retry_hint(exc) is not None:
+                        raise  # Slack is unavailable: the outbox posts it later
+                    log.warning("could not post the snooze in the thread: %s", exc.response.get("error"))
+
+            slow_work(services).submit("snooze note", post_in_thread)
 
     @app.action(ActionId.DIGEST_DISABLE_ACCESS.value)
-    def on_disable_access(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_disable_access(body: dict, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         if not CommandIO(services=services, client=client).is_security_team(action.user.id):
             _tell(client, action, "Disable access is for the security team.")
@@ -955,13 +962,13 @@ def register(app: App, services: Services) -> None:
         _tell(client, action, escape(result.describe()))
 
     @app.action(ActionId.NUDGE_FIXED.value)
-    def on_fixed(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_fixed(body: dict, client: WebClient) -> None:
         _answer_nudge(services, client, body, kind="fixed")
 
     @app.action(ActionId.NUDGE_NOT_MINE.value)
-    def on_not_mine(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_not_mine(body: dict, client: WebClient) -> None:
         _answer_nudge(services, client, body, kind="not_mine")
 
 

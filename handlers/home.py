@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.services import Services
+from handlers.background import ack_then
 from handlers.blocks import MAX_BLOCKS_VIEW, actions, button, context, header, section
 from handlers.ids import ActionId
+from handlers.models import BlockAction
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +40,16 @@ def publish_home(services: Services, client: WebClient, user_id: str) -> None:
 
 def register(app: App, services: Services) -> None:
     @app.event("app_home_opened")
+    @ack_then(services)
     def on_home_opened(event: dict, client: WebClient) -> None:
+        user = event.get("user")
+        if not isinstance(user, str) or not user:
+            log.warning("ignored app_home_opened without a user")
+            return
         if event.get("tab", "home") == "home":
-            publish_home(services, client, event["user"])
+            publish_home(services, client, user)
 
     @app.action(ActionId.HOME_REFRESH.value)
-    def on_refresh(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
-        publish_home(services, client, body["user"]["id"])
+    @ack_then(services)
+    def on_refresh(body: dict, client: WebClient) -> None:
+        publish_home(services, client, BlockAction.from_body(body).user.id)

@@ -68,19 +68,21 @@ class BlockAction(BaseModel):
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> BlockAction:
-        action = (body.get("actions") or [{}])[0]
-        container = body.get("container") or {}
-        selected = (action.get("selected_option") or {}).get("value")
+        """Raises pydantic.ValidationError when the payload lacks what Slack always sends (a user)."""
+        actions = body.get("actions")
+        action = _dict(actions[0]) if isinstance(actions, list) and actions else {}
+        container = _dict(body.get("container"))
+        selected = _str_or_none(_dict(action.get("selected_option")).get("value"))
         return cls(
-            user=body.get("user") or {},
-            action_id=action.get("action_id", ""),
-            value=action.get("value") or "",
-            block_id=action.get("block_id", ""),
-            channel_id=(body.get("channel") or {}).get("id") or container.get("channel_id"),
-            message_ts=(body.get("message") or {}).get("ts") or container.get("message_ts"),
-            trigger_id=body.get("trigger_id", ""),
-            response_url=body.get("response_url"),
-            view_id=(body.get("view") or {}).get("id"),
+            user=_dict(body.get("user")),
+            action_id=_str(action.get("action_id")),
+            value=_str(action.get("value")),
+            block_id=_str(action.get("block_id")),
+            channel_id=_str_or_none(_dict(body.get("channel")).get("id") or container.get("channel_id")),
+            message_ts=_str_or_none(_dict(body.get("message")).get("ts") or container.get("message_ts")),
+            trigger_id=_str(body.get("trigger_id")),
+            response_url=_str_or_none(body.get("response_url")),
+            view_id=_str_or_none(_dict(body.get("view")).get("id")),
             selected=selected,
         )
 
@@ -94,21 +96,37 @@ class ViewSubmission(BaseModel):
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ViewSubmission:
-        view = body.get("view") or {}
+        """Raises pydantic.ValidationError when the payload lacks what Slack always sends (a user)."""
+        view = _dict(body.get("view"))
+        values = _dict(_dict(view.get("state")).get("values"))
         return cls(
-            user=body.get("user") or {},
-            callback_id=view.get("callback_id", ""),
-            private_metadata=view.get("private_metadata", ""),
-            values=(view.get("state") or {}).get("values") or {},
+            user=_dict(body.get("user")),
+            callback_id=_str(view.get("callback_id")),
+            # Slack sends "" when a modal set none; null or a non-string is treated the same.
+            private_metadata=_str(view.get("private_metadata")),
+            values={k: v for k, v in values.items() if isinstance(v, dict)},
         )
 
     def value(self, block_id: str, action_id: str | None = None) -> str | None:
-        block = self.values.get(block_id) or {}
+        block = _dict(self.values.get(block_id))
         element = block.get(action_id) if action_id else next(iter(block.values()), None)
-        if not element:
+        if not isinstance(element, dict) or not element:
             return None
         if element.get("selected_option"):
-            return element["selected_option"].get("value")
+            return _str_or_none(_dict(element["selected_option"]).get("value"))
         if "selected_date" in element:
-            return element.get("selected_date")
-        return element.get("value")
+            return _str_or_none(element.get("selected_date"))
+        return _str_or_none(element.get("value"))
+
+
+# Payload fields arrive from the network: a field of the wrong type reads as absent, never raises.
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -14,7 +14,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -35,6 +35,7 @@ from bot.answers import (
 from bot.findings import Finding, FindingStatus, Severity
 from bot.identity import PrincipalRef
 from bot.services import Services
+from handlers.background import ack_then
 from handlers.blocks import (
     MAX_BLOCKS_VIEW,
     MAX_SECTION_TEXT,
@@ -786,16 +787,16 @@ def register(app: App, services: Services) -> None:
         HOME_SECTIONS.append(home_section)
 
     @app.action(ActionId.QUERIES_SHOW_RISKS.value)
-    def on_show_risks(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_show_risks(body: dict, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         # Always the clicking member's own answer: the button's value is never trusted.
         risks = answers.member_risks(services, action.user.id)
         _open_modal(client, action.trigger_id, modal("Your IAM risks", risks_message(risks)))
 
     @app.action(ActionId.QUERIES_SHOW_KEYS.value)
-    def on_show_keys(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_show_keys(body: dict, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         keys = answers.member_keys(services, action.user.id)
         _open_modal(

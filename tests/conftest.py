@@ -128,6 +128,24 @@ class BotUnderTest:
     def command(self, user_id: str, text: str, **kwargs: Any):  # noqa: ANN201
         return self.sender.command(user_id, text, **kwargs)
 
+    def answer(self, user_id: str, text: str, *, timeout: float = 15.0, **kwargs: Any):  # noqa: ANN201
+        """The answer the member finally sees: the ack's, or (when the ack said "working…") the
+        reply that follows through response_url."""
+        import json as _json
+
+        from bot.sandbox.slack_sender import SlackResponse
+        from handlers.commands import COMMANDS
+
+        before = len(self.slack.calls_to("response_url"))
+        response = self.sender.command(user_id, text, **kwargs)
+        words = text.split()
+        sub = COMMANDS.get(words[0].lower()) if words else None
+        body = response.json() or {}
+        if sub is None or body.get("text") != sub.working_text:
+            return response
+        reply = self.slack.wait_for("response_url", count=before + 1, timeout=timeout)[before]
+        return SlackResponse(200, _json.dumps(reply.args), {})
+
 
 def make_services(
     tmp_path: Path,

@@ -55,7 +55,7 @@ def test_run_serves_healthz_and_signed_commands_in_http_mode(slack, aws, tmp_pat
                     break
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.2)
-        assert health == {"db": "ok", "status": "ok"}
+        assert health == {"db": "ok", "scheduler": "running", "status": "ok"}
         # The token was verified against Slack (auth.test) at start-up.
         assert slack.calls_to("auth.test")
         sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, fake_slack=slack)

@@ -569,6 +569,22 @@ class FakeSlack:
         with self._cond:
             self._failures.setdefault(method, []).append(_Failure(error, status, retry_after, times))
 
+    def fail_for(
+        self,
+        seconds: float,
+        *,
+        error: str = "ratelimited",
+        status: int | None = None,
+        retry_after: int = 5,
+        methods: tuple[str, ...] | None = None,
+    ) -> None:
+        """An outage: for the next `seconds`, every call (or every call to `methods`, which may
+        include "response_url") fails like `fail_next` describes, then Slack recovers by itself."""
+        if status is None:
+            status = 429 if error == "ratelimited" else 200
+        with self._cond:
+            self._outage = (time.monotonic() + seconds, methods, _Failure(error, status, retry_after, 0))
+
     def add_user(
         self,
         user_id: str,
@@ -670,6 +686,7 @@ class FakeSlack:
         self._views: dict[str, dict] = {}
         self._home_views: dict[str, dict] = {}
         self._failures: dict[str, list[_Failure]] = {}
+        self._outage: tuple[float, tuple[str, ...] | None, _Failure] | None = None
         self._response_urls: dict[str, dict] = {}
         self._triggers: dict[str, dict] = {}
 
@@ -752,6 +769,12 @@ class FakeSlack:
             self._write(request, status, body, headers)
 
     def _take_failure(self, method: str) -> _Failure | None:
+        if self._outage is not None:
+            until, methods, failure = self._outage
+            if time.monotonic() >= until:
+                self._outage = None
+            elif methods is None or method in methods:
+                return failure
         queue = self._failures.get(method)
         if not queue:
             return None
