@@ -214,12 +214,13 @@ class SlowWork:
         with self._cond:
             return len(self._retries)
 
-    def shutdown(self) -> None:
+    def shutdown(self, *, wait: bool = False) -> None:
+        """Stop taking work; ``wait`` also lets the items already running finish."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._answers.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._answers.shutdown(wait=wait, cancel_futures=True)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -185,6 +185,11 @@ def make_bot(tmp_path: Path, slack: FakeSlack, aws: MotoSandbox, clock: FrozenCl
     yield start
     for bot in started:
         bot.server.stop()
+        # Work still running after the ack belongs to this test: finish it before the next test
+        # resets the shared Slack server, so it can never post into someone else's test.
+        work = bot.services.extras.get("slow_work")
+        if work is not None:
+            work.shutdown(wait=True)
 
 
 @pytest.fixture
