@@ -90,6 +90,9 @@ def seed_mixed_account(aws, clock, access_analyzer) -> None:
     iam.put_user_policy(
         UserName="gina", PolicyName="policy-editor", PolicyDocument=doc(allow("iam:CreatePolicyVersion"))
     )
+    # ... and holds a customer-managed policy she may rewrite into admin
+    tools = iam.create_policy(PolicyName="gina-tools", PolicyDocument=doc(allow("s3:GetObject")))
+    iam.attach_user_policy(UserName="gina", PolicyArn=tools["Policy"]["Arn"])
 
     roles = {
         "vendor": trust({"AWS": "arn:aws:iam::999988887777:root"}),  # ROLE_TRUST_EXTERNAL_NO_CONDITION
