@@ -171,6 +171,35 @@ def test_service_wildcard(iam, clock):
     assert [(f.principal_name, f.extra["services"]) for f in findings] == [("etl", ["s3"])]
 
 
+def test_service_wildcard_denied_by_the_same_principal_is_not_reported(iam, clock):
+    iam.create_role(RoleName="no-iam", AssumeRolePolicyDocument=SELF_TRUST)
+    iam.put_role_policy(
+        RoleName="no-iam",
+        PolicyName="all-but-iam",
+        PolicyDocument=doc(allow(["iam:*", "s3:*"]), {"Effect": "Deny", "Action": "iam:*", "Resource": "*"}),
+    )
+    # the twin: a Deny under a condition may not apply, so the wildcard stays reported
+    iam.create_role(RoleName="office-iam", AssumeRolePolicyDocument=SELF_TRUST)
+    iam.put_role_policy(
+        RoleName="office-iam",
+        PolicyName="iam-in-office",
+        PolicyDocument=doc(
+            allow("iam:*"),
+            {
+                "Effect": "Deny",
+                "Action": "iam:*",
+                "Resource": "*",
+                "Condition": {"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}},
+            },
+        ),
+    )
+    findings = of(scan(clock), "SERVICE_WILDCARD")
+    assert sorted((f.principal_name, f.extra["services"]) for f in findings) == [
+        ("no-iam", ["s3"]),
+        ("office-iam", ["iam"]),
+    ]
+
+
 def test_user_direct_policies(iam, clock):
     iam.create_user(UserName="direct")
     iam.attach_user_policy(UserName="direct", PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
@@ -275,3 +304,45 @@ def test_service_linked_roles_are_not_reported(iam, clock):
     )
     findings = [f for f in scan(clock) if f.principal_name == role["RoleName"]]
     assert findings == []
+
+
+def test_self_targeting_role_and_a_two_hop_route_are_found_end_to_end(iam, clock):
+    # a role that may attach policies to itself: no sts:AssumeRole needed
+    iam.create_role(
+        RoleName="builder", AssumeRolePolicyDocument=trust({"Service": "codebuild.amazonaws.com"})
+    )
+    iam.put_role_policy(
+        RoleName="builder",
+        PolicyName="self-service",
+        PolicyDocument=doc(
+            allow("iam:AttachRolePolicy", f"arn:aws:iam::{ACCOUNT_ID}:role/builder", Sid="Own")
+        ),
+    )
+    # dev → jump → admin, each trust policy admitting the previous hop only
+    iam.create_role(
+        RoleName="admin", AssumeRolePolicyDocument=trust({"AWS": f"arn:aws:iam::{ACCOUNT_ID}:role/jump"})
+    )
+    iam.attach_role_policy(RoleName="admin", PolicyArn=ADMIN)
+    iam.create_role(
+        RoleName="jump", AssumeRolePolicyDocument=trust({"AWS": f"arn:aws:iam::{ACCOUNT_ID}:user/dev"})
+    )
+    iam.put_role_policy(
+        RoleName="jump",
+        PolicyName="hop",
+        PolicyDocument=doc(allow("sts:AssumeRole", f"arn:aws:iam::{ACCOUNT_ID}:role/admin")),
+    )
+    iam.create_user(UserName="dev")
+    iam.put_user_policy(UserName="dev", PolicyName="hop", PolicyDocument=doc(allow("sts:AssumeRole")))
+    # the twin: a user the jump role does not trust
+    iam.create_user(UserName="outsider")
+    iam.put_user_policy(UserName="outsider", PolicyName="hop", PolicyDocument=doc(allow("sts:AssumeRole")))
+    findings = {f.principal_name: f for f in of(scan(clock), "PRIVILEGE_ESCALATION")}
+    assert set(findings) == {"builder", "dev", "jump"}
+    assert (findings["builder"].detail_key, findings["builder"].extra["hop_count"]) == (
+        "attach-role-policy",
+        1,
+    )
+    assert "statement Sid Own" in findings["builder"].detail
+    assert findings["dev"].extra["hop_count"] == 2
+    assert [h["to"].rsplit("/", 1)[-1] for h in findings["dev"].extra["hops"]] == ["jump", "admin"]
+    assert "2 hops to administrator" in findings["dev"].detail

@@ -7,6 +7,7 @@ where the member is what matters (``ADMIN_NO_MFA``, ``PRIVILEGE_ESCALATION``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -214,6 +215,10 @@ def service_wildcard(ctx: CheckContext) -> Iterator[Hit]:
             if not (stmt.source.arn or "").startswith(AWS_POLICY_PREFIX)
             or stmt.source.name not in WILDCARD_EXEMPT
         ]
+        if found:
+            # `iam:*` beside a Deny of `iam:*` on every resource grants nothing: not a wildcard
+            statements = ctx.effective(arn, own_only=True)[0]
+            found = [(svc, stmt) for svc, stmt in found if not _service_denied(statements, svc)]
         if not found:
             continue
         services = sorted({service for service, _ in found})
@@ -225,6 +230,19 @@ def service_wildcard(ctx: CheckContext) -> Iterator[Hit]:
             fields={"kind": kind},
             extra={"services": services},
         )
+
+
+def _service_denied(statements: list[Any], service: str) -> bool:
+    """Does an unconditional Deny on every resource cover every action of ``service``?"""
+    every = re.compile(r"\*|\*:\*|" + re.escape(service) + r":\*+", re.IGNORECASE)
+    for stmt in statements:
+        if stmt.effect != "Deny" or stmt.conditions or stmt.actions is None:
+            continue
+        if stmt.resources is None or "*" not in stmt.resources:
+            continue
+        if any(every.fullmatch(p.strip()) for p in stmt.actions):
+            return True
+    return False
 
 
 @check(
