@@ -295,7 +295,13 @@ class EscalationGraph:
         self.roles: dict[str, _Role] = {}
         self._load()
         self._holders = self._policy_holders()
-        self._edges: dict[str, list[_Edge]] = {}  # act-as edges per node
+        # Act-as edges: shared by a class of principals with the same relevant statements, plus the
+        # few that depend on who the principal is (trust naming it, trust conditions about it).
+        self._class_of: dict[str, tuple] = {}
+        self._class_edges: dict[tuple, list[_Edge]] = {}
+        self._members: dict[tuple, list[str]] = {}
+        self._personal: dict[str, list[_Edge]] = {}
+        self._class_best: dict[tuple, dict[str, list[_Edge]]] = {}
         self._terminal: dict[str, tuple[list[Hop], str, bool]] = {}  # node → (tail hops, admin, conditional)
         self._dist: dict[str, int] = {}
         self._next: dict[str, tuple[Hop, str]] = {}
@@ -372,28 +378,40 @@ class EscalationGraph:
         modifications: dict[str, list[tuple[str, Hop]]] = {}
         for node in self.nodes.values():
             try:
-                edges, mods = self._out(node)
+                key, edges, personal, mods = self._out(node)
             except Exception as exc:  # one broken principal must not hide the others, nor pass
                 self.principal_errors.setdefault(node.arn, []).append(
                     f"escalation paths could not be evaluated: {type(exc).__name__}: {exc}"
                 )
-                edges, mods = [], []
-            self._edges[node.arn] = [e for e in edges if e.target != node.arn]
-            modifications[node.arn] = mods
+                key, edges, personal, mods = ("broken", node.arn), [], [], []
+            self._class_of[node.arn] = key
+            self._class_edges.setdefault(key, edges)
+            self._members.setdefault(key, []).append(node.arn)
+            if personal:
+                self._personal[node.arn] = personal
+            if mods:
+                modifications[node.arn] = mods
         for node in self.nodes.values():
             admin = self._full_admin(node.arn)
             if admin is not None:
                 self._terminal[node.arn] = ([], node.arn, admin.conditional)
                 continue
-            tail = self._self_escalation(node, modifications[node.arn])
+            mods = modifications.get(node.arn)
+            tail = self._self_escalation(node, mods) if mods else None
             if tail is not None:
                 self._terminal[node.arn] = (tail, tail[-1].target, False)
         self._shortest()
 
+    def edges(self, arn: str) -> list[_Edge]:
+        """Every act-as edge out of ``arn`` (class edges and its personal ones, never to itself)."""
+        key = self._class_of.get(arn)
+        shared = self._class_edges.get(key, []) if key is not None else []
+        return [e for e in [*shared, *self._personal.get(arn, ())] if e.target != arn]
+
     def _self_escalation(self, node: _Node, mods: list[tuple[str, Hop]]) -> list[Hop] | None:
         """The shortest "change permissions, then use them" tail a node can do alone."""
         own = {node.arn, *node.groups}
-        direct = {e.target: e for e in self._edges[node.arn]}
+        direct = {e.target: e for e in self.edges(node.arn)}
         best: list[Hop] | None = None
         for target, hop in mods:
             hop = hop.with_source(node.arn)
@@ -412,23 +430,36 @@ class EscalationGraph:
         return best
 
     def _shortest(self) -> None:
-        """Backward Dijkstra from every node that can become administrator (weights = hops)."""
-        reverse: dict[str, list[tuple[str, Hop]]] = {}
-        for source, edges in self._edges.items():
+        """Backward Dijkstra from every node that can become administrator (weights = hops).
+
+        Reverse edges are kept per class: the first time a class is reached is its shortest
+        distance, and every member is settled from it at once."""
+        reverse_class: dict[str, list[tuple[tuple, Hop]]] = {}
+        for key, edges in self._class_edges.items():
             for edge in edges:
-                reverse.setdefault(edge.target, []).append((source, edge.hop))
+                reverse_class.setdefault(edge.target, []).append((key, edge.hop))
+        reverse_personal: dict[str, list[tuple[str, Hop]]] = {}
+        for source, edges in self._personal.items():
+            for edge in edges:
+                reverse_personal.setdefault(edge.target, []).append((source, edge.hop))
+        infinity = 1 << 30
         heap: list[tuple[int, int, str]] = []
         for arn, (tail, _, _) in self._terminal.items():
             self._dist[arn] = len(tail)
             heapq.heappush(heap, (len(tail), 0, arn))
+        reached: set[tuple] = set()
         order = 1
         while heap:
             dist, _, arn = heapq.heappop(heap)
-            if dist > self._dist.get(arn, 1 << 30):
+            if dist > self._dist.get(arn, infinity):
                 continue
-            for source, hop in reverse.get(arn, ()):
-                # a hop under conditions costs a little more, so certain routes are preferred
-                if dist + 1 < self._dist.get(source, 1 << 30):
+            sources: list[tuple[str, Hop]] = list(reverse_personal.get(arn, ()))
+            for key, hop in reverse_class.get(arn, ()):
+                if key not in reached:
+                    reached.add(key)
+                    sources.extend((member, hop) for member in self._members[key])
+            for source, hop in sources:
+                if source != arn and dist + 1 < self._dist.get(source, infinity):
                     self._dist[source] = dist + 1
                     self._next[source] = (hop, arn)
                     heapq.heappush(heap, (dist + 1, order, source))
@@ -436,21 +467,24 @@ class EscalationGraph:
 
     # -- edges of one node --------------------------------------------------------------------
 
-    def _out(self, node: _Node) -> tuple[list[_Edge], list[tuple[str, Hop]]]:
+    def _out(self, node: _Node) -> tuple[tuple, list[_Edge], list[_Edge], list[tuple[str, Hop]]]:
+        """(class key, shared edges, personal edges, permission changes) of one node."""
         relevant = self._relevant(node.statements, GRAPH_ACTIONS)
         if not any(
             s.effect == "Allow" for s in relevant if s.source.kind not in ("permissions-boundary", "session")
         ):
+            key: tuple = ("none",)
             edges: list[_Edge] = []
             mods: list[tuple[str, Hop]] = []
         elif _depends_on_principal(relevant):
+            key = ("own", node.arn)
             edges, mods = self._evaluate(node, relevant)
         else:
             key = (node.kind, tuple(sorted(id(s) for s in relevant)))
             if key not in self._class_cache:
                 self._class_cache[key] = self._evaluate(node, relevant)
             edges, mods = self._class_cache[key]
-        return edges + self._personal_trust_edges(node, relevant), mods
+        return key, edges, self._personal_trust_edges(node, relevant), mods
 
     def _decide(
         self, statements: list[Statement], action: str, resource: str, context: dict[str, Any]
@@ -662,11 +696,12 @@ class EscalationGraph:
         if arn in self._terminal:
             tail, admin, cond = self._terminal[arn]
             best[tail[0].method] = Route(arn, list(tail), admin, cond)
-        for edge in self._edges.get(arn, ()):
-            if edge.target not in self._dist:
+        candidates = [*self._best_class_edges(arn), *self._personal.get(arn, ())]
+        for edge in candidates:
+            if edge.target == arn or edge.target not in self._dist:
                 continue
             known = best.get(edge.hop.method)
-            if known is not None and known.hop_count <= 1 + self._dist[edge.target]:
+            if known is not None and known.hop_count < 1 + self._dist[edge.target]:
                 continue
             rest = self.route(edge.target)
             if rest is None:  # the target is administrator itself
@@ -684,6 +719,23 @@ class EscalationGraph:
             ):
                 best[edge.hop.method] = candidate
         return sorted(best.values(), key=lambda r: (r.hop_count, r.conditional, r.first.method))
+
+    def _best_class_edges(self, arn: str) -> list[_Edge]:
+        """Per method, the class's edges to the nearest reachable targets (two of them, certain ones
+        first, so a member whose nearest target is itself still has one): computed once per class."""
+        key = self._class_of.get(arn)
+        if key is None:
+            return []
+        if key not in self._class_best:
+            by_method: dict[str, list[_Edge]] = {}
+            for edge in self._class_edges.get(key, ()):
+                if edge.target in self._dist:
+                    by_method.setdefault(edge.hop.method, []).append(edge)
+            self._class_best[key] = {
+                method: sorted(edges, key=lambda e: (self._dist[e.target], e.hop.conditional, e.target))[:2]
+                for method, edges in by_method.items()
+            }
+        return [e for edges in self._class_best[key].values() for e in edges]
 
     def principals(self) -> Iterable[tuple[str, str, str]]:
         """(kind, ARN, name) of every user and role in the graph."""
