@@ -42,17 +42,28 @@ THROTTLING_CODES = frozenset(
 
 
 class CallCounter:
-    """Counts API calls (including retries, which AWS bills and throttles the same) per operation."""
+    """Counts the HTTP requests sent to AWS per operation, retries included (AWS bills and throttles
+    every attempt). Registered on botocore's ``before-send`` event, which fires once per attempt;
+    calls made on any other event (``before-call``, once per operation) are ignored, so a client
+    that still registers the counter there is not counted twice."""
+
+    EVENT = "before-send.*.*"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.by_operation: Counter[str] = Counter()
 
-    def __call__(self, model: Any = None, **_: Any) -> None:
-        name = getattr(model, "name", "unknown")
-        service = getattr(getattr(model, "service_model", None), "service_name", "")
+    def __call__(self, event_name: str = "", **_: Any) -> None:
+        if not event_name.startswith("before-send."):
+            return
+        _, service, operation = (event_name.split(".", 2) + ["unknown", "unknown"])[:3]
         with self._lock:
-            self.by_operation[f"{service}:{name}"] += 1
+            self.by_operation[f"{service}:{operation}"] += 1
+
+    def attach(self, client: Any) -> Any:
+        """Count every request ``client`` sends (returns the client)."""
+        client.meta.events.register(self.EVENT, self)
+        return client
 
     @property
     def total(self) -> int:
@@ -74,8 +85,7 @@ class AwsFactory:
 
     def client(self, service: str, *, counter: CallCounter | None = None) -> Any:
         client = self.session.client(service, region_name=self.region, config=RETRY_CONFIG)
-        client.meta.events.register("before-call.*.*", counter or self.counter)
-        return client
+        return (counter or self.counter).attach(client)
 
     def for_role(
         self, role_arn: str, *, session_name: str = "iamwarden-audit", external_id: str | None = None

@@ -45,10 +45,37 @@ class EscalationMethod:
     passed_to_service: str | None = None  # service principal a passed role goes to
     self_scoped_is_safe: bool = False  # Resource ending in ${aws:username} is not escalation
     requires_any_resource: tuple[str, ...] = ()  # actions that must be allowed on every resource
+    # What the method acts on in the escalation graph (``bot.escalation_graph``): see TARGETS.
+    target: str = "service-role"
+    # The service principal a target role must trust (a passed role, or the role of an existing
+    # function, stack, notebook or instance the method takes over).
+    service: str | None = None
+    instance_profile: bool = False  # the target role must be in an instance profile (EC2)
+    # Actions asked about on the target's ARN (the rest on "some resource").
+    on_target: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"escalation method {self.id}: unknown target {self.target!r}")
+        if self.service is None and self.passed_to_service is not None:
+            object.__setattr__(self, "service", self.passed_to_service)
+        if not self.on_target:
+            if self.passed_to_service:
+                default: tuple[str, ...] = ("iam:PassRole",)
+            elif self.target == "service-role":
+                default = ()  # the resource taken over (a function, a stack) is not in the snapshot
+            else:
+                default = TARGET_ACTIONS.get(self.target, self.required[0])
+            object.__setattr__(self, "on_target", default)
 
     @property
     def actions(self) -> tuple[str, ...]:
         return tuple(action for group in self.required for action in group)
+
+    @property
+    def modifies(self) -> bool:
+        """Does the method change the target's permissions (rather than act as the target)?"""
+        return self.target in MODIFYING_TARGETS
 
 
 @dataclass
@@ -66,6 +93,32 @@ class EscalationPath:
 
 _ASSUME = ("sts:AssumeRole",)
 
+# Targets of a method in the escalation graph. "Modifying" ones make the target administrator
+# (the principal then needs to be, or to act as, the target); the others let the principal act as
+# the target: assume it, hold its credentials, or run code with it.
+MODIFYING_TARGETS = frozenset(
+    {
+        "policy-holder",  # version a customer-managed policy the target holds
+        "user-permissions",
+        "group-permissions",
+        "role-permissions",
+        "user-boundary",  # lift the boundary of a target that has one
+        "role-boundary",
+    }
+)
+TARGETS = MODIFYING_TARGETS | {
+    "user-credentials",  # mint keys or a password for another user
+    "group-membership",  # add oneself to the target group
+    "role-trust",  # rewrite the target role's trust policy, then assume it
+    "role-assume",  # assume the target role (its trust policy must admit the principal)
+    "service-role",  # run code as a role that trusts ``service`` (passed, or of an existing resource)
+}
+# The action whose Resource is the target, by target kind (others are asked on "some resource").
+TARGET_ACTIONS: dict[str, tuple[str, ...]] = {
+    "role-trust": ("iam:UpdateAssumeRolePolicy", "sts:AssumeRole"),
+    "role-assume": _ASSUME,
+}
+
 
 def _passrole(principal: str, *groups: tuple[str, ...], **kw: object) -> dict:
     """Fields shared by "pass a role to a service" methods."""
@@ -75,6 +128,7 @@ def _passrole(principal: str, *groups: tuple[str, ...], **kw: object) -> dict:
 METHODS: tuple[EscalationMethod, ...] = (
     EscalationMethod(
         id="create-policy-version",
+        target="policy-holder",
         title="Create a new default version of a managed policy",
         required=(("iam:CreatePolicyVersion",),),
         resource_hint="customer managed policy attached to the principal",
@@ -83,6 +137,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="set-default-policy-version",
+        target="policy-holder",
         title="Switch a managed policy to a more permissive old version",
         required=(("iam:SetDefaultPolicyVersion",),),
         resource_hint="customer managed policy with a permissive non-default version",
@@ -90,6 +145,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="attach-user-policy",
+        target="user-permissions",
         title="Attach a managed policy to a user",
         required=(("iam:AttachUserPolicy",),),
         resource_hint="the principal's own user (or any user it can use)",
@@ -97,6 +153,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="attach-group-policy",
+        target="group-permissions",
         title="Attach a managed policy to a group",
         required=(("iam:AttachGroupPolicy",),),
         resource_hint="a group the principal belongs to",
@@ -104,6 +161,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="attach-role-policy",
+        target="role-permissions",
         title="Attach a managed policy to an assumable role",
         required=(("iam:AttachRolePolicy",), _ASSUME),
         resource_hint="a role the principal can assume",
@@ -111,6 +169,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="put-user-policy",
+        target="user-permissions",
         title="Write an inline policy on a user",
         required=(("iam:PutUserPolicy",),),
         resource_hint="the principal's own user",
@@ -118,6 +177,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="put-group-policy",
+        target="group-permissions",
         title="Write an inline policy on a group",
         required=(("iam:PutGroupPolicy",),),
         resource_hint="a group the principal belongs to",
@@ -125,6 +185,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="put-role-policy",
+        target="role-permissions",
         title="Write an inline policy on an assumable role",
         required=(("iam:PutRolePolicy",), _ASSUME),
         resource_hint="a role the principal can assume",
@@ -132,6 +193,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="create-access-key",
+        target="user-credentials",
         title="Create access keys for another user",
         required=(("iam:CreateAccessKey",),),
         resource_hint="another, more privileged user",
@@ -140,6 +202,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="create-login-profile",
+        target="user-credentials",
         title="Create a console password for another user",
         required=(("iam:CreateLoginProfile",),),
         resource_hint="a privileged user without a console password",
@@ -148,6 +211,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="update-login-profile",
+        target="user-credentials",
         title="Change another user's console password",
         required=(("iam:UpdateLoginProfile",),),
         resource_hint="a privileged user with a console password",
@@ -156,6 +220,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="add-user-to-group",
+        target="group-membership",
         title="Add oneself to a privileged group",
         required=(("iam:AddUserToGroup",),),
         resource_hint="an administrators group",
@@ -163,6 +228,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="update-assume-role-policy",
+        target="role-trust",
         title="Rewrite a role's trust policy and assume it",
         required=(("iam:UpdateAssumeRolePolicy",), _ASSUME),
         resource_hint="a privileged role",
@@ -170,6 +236,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="delete-user-permissions-boundary",
+        target="user-boundary",
         title="Remove one's own permissions boundary",
         required=(("iam:DeleteUserPermissionsBoundary", "iam:PutUserPermissionsBoundary"),),
         resource_hint="the principal's own user",
@@ -177,6 +244,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="delete-role-permissions-boundary",
+        target="role-boundary",
         title="Remove an assumable role's permissions boundary",
         required=(
             ("iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary"),
@@ -187,6 +255,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="passrole-ec2",
+        instance_profile=True,
         title="Pass a role to a new EC2 instance",
         **_passrole("ec2.amazonaws.com", ("ec2:RunInstances",)),
         resource_hint="a privileged role with an instance profile",
@@ -207,6 +276,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="lambda-update-function-code",
+        service="lambda.amazonaws.com",
         title="Replace the code of an existing Lambda function",
         required=(("lambda:UpdateFunctionCode",),),
         resource_hint="a function with a privileged execution role",
@@ -221,6 +291,7 @@ METHODS: tuple[EscalationMethod, ...] = (
     ),
     EscalationMethod(
         id="glue-update-dev-endpoint",
+        service="glue.amazonaws.com",
         title="Take over an existing Glue development endpoint",
         required=(("glue:UpdateDevEndpoint",),),
         resource_hint="an endpoint with a privileged role",
@@ -298,8 +369,199 @@ METHODS: tuple[EscalationMethod, ...] = (
         resource_hint="a privileged role ECS tasks may assume",
         description="Register a task definition with a privileged task role and run it.",
     ),
+    # -- taking over an existing resource that already runs with a role (no iam:PassRole needed)
+    EscalationMethod(
+        id="lambda-update-function-configuration",
+        title="Give an existing Lambda function a privileged role",
+        **_passrole("lambda.amazonaws.com", ("lambda:UpdateFunctionConfiguration",)),
+        resource_hint="a privileged role Lambda may assume, and any existing function",
+        description="Switch a function's execution role (and its code runs with it on its next invocation).",
+    ),
+    EscalationMethod(
+        id="cloudformation-update-stack",
+        title="Update an existing CloudFormation stack that has a service role",
+        required=(("cloudformation:UpdateStack",),),
+        service="cloudformation.amazonaws.com",
+        resource_hint="a stack whose service role is privileged",
+        description="A new template runs with the stack's existing service role (create an "
+        "admin user, for instance).",
+    ),
+    EscalationMethod(
+        id="cloudformation-change-set",
+        title="Run a change set on an existing CloudFormation stack that has a service role",
+        required=(("cloudformation:CreateChangeSet",), ("cloudformation:ExecuteChangeSet",)),
+        service="cloudformation.amazonaws.com",
+        resource_hint="a stack whose service role is privileged",
+        description="The change set is applied with the stack's existing service role.",
+    ),
+    EscalationMethod(
+        id="passrole-cloudformation-update",
+        title="Pass a role to an existing CloudFormation stack",
+        **_passrole("cloudformation.amazonaws.com", ("cloudformation:UpdateStack",)),
+        resource_hint="a privileged role CloudFormation may assume",
+        description="Update any stack with a privileged service role and a template that uses it.",
+    ),
+    EscalationMethod(
+        id="ec2-instance-connect",
+        title="Push an SSH key to an instance that has a privileged instance profile",
+        required=(
+            ("ec2-instance-connect:SendSSHPublicKey", "ec2-instance-connect:SendSerialConsoleSSHPublicKey"),
+        ),
+        service="ec2.amazonaws.com",
+        instance_profile=True,
+        resource_hint="a running instance with a privileged instance profile",
+        description="Log in to the instance and read the role's credentials from the metadata service.",
+    ),
+    EscalationMethod(
+        id="ssm-send-command",
+        title="Run a command on an instance that has a privileged instance profile",
+        required=(("ssm:SendCommand", "ssm:StartSession"),),
+        service="ec2.amazonaws.com",
+        instance_profile=True,
+        resource_hint="a managed instance with a privileged instance profile",
+        description="Run Command or Session Manager on the instance, then use the role's "
+        "credentials from the metadata service.",
+    ),
+    EscalationMethod(
+        id="ec2-modify-user-data",
+        title="Rewrite the user data of an instance that has a privileged instance profile",
+        required=(
+            ("ec2:ModifyInstanceAttribute",),
+            ("ec2:StopInstances",),
+            ("ec2:StartInstances",),
+        ),
+        service="ec2.amazonaws.com",
+        instance_profile=True,
+        resource_hint="an instance with a privileged instance profile",
+        description="Stop the instance, replace its user data with a script, start it again.",
+    ),
+    EscalationMethod(
+        id="ec2-launch-template-version",
+        title="Add a launch template version that an Auto Scaling group uses",
+        required=(("ec2:CreateLaunchTemplateVersion",), ("ec2:ModifyLaunchTemplate",)),
+        service="ec2.amazonaws.com",
+        instance_profile=True,
+        resource_hint="a launch template used by an Auto Scaling group, and a privileged instance profile",
+        description="A new default version with one's user data launches with the group's instance profile.",
+    ),
+    EscalationMethod(
+        id="passrole-autoscaling",
+        title="Pass a role to a new Auto Scaling group",
+        **_passrole(
+            "ec2.amazonaws.com",
+            ("autoscaling:CreateLaunchConfiguration", "ec2:CreateLaunchTemplate"),
+            ("autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"),
+        ),
+        instance_profile=True,
+        resource_hint="a privileged role with an instance profile",
+        description="The group launches instances with the privileged instance profile.",
+    ),
+    EscalationMethod(
+        id="sagemaker-presigned-notebook-url",
+        title="Open an existing SageMaker notebook instance",
+        required=(("sagemaker:CreatePresignedNotebookInstanceUrl",),),
+        service="sagemaker.amazonaws.com",
+        resource_hint="a notebook instance with a privileged execution role",
+        description="Jupyter on the notebook runs with its execution role.",
+    ),
+    EscalationMethod(
+        id="sagemaker-notebook-lifecycle",
+        title="Attach a lifecycle script to an existing SageMaker notebook instance",
+        required=(
+            ("sagemaker:CreateNotebookInstanceLifecycleConfig",),
+            ("sagemaker:UpdateNotebookInstance",),
+            ("sagemaker:StartNotebookInstance", "sagemaker:StopNotebookInstance"),
+        ),
+        service="sagemaker.amazonaws.com",
+        resource_hint="a notebook instance with a privileged execution role",
+        description="The lifecycle script runs with the notebook's role when it starts.",
+    ),
+    EscalationMethod(
+        id="codebuild-start-build",
+        title="Run an existing CodeBuild project with one's own buildspec",
+        required=(("codebuild:StartBuild", "codebuild:StartBuildBatch"),),
+        service="codebuild.amazonaws.com",
+        resource_hint="a project whose service role is privileged",
+        description="A buildspec override runs with the project's service role.",
+    ),
+    EscalationMethod(
+        id="codebuild-update-project",
+        title="Give an existing CodeBuild project a privileged role and run it",
+        **_passrole(
+            "codebuild.amazonaws.com",
+            ("codebuild:UpdateProject",),
+            ("codebuild:StartBuild", "codebuild:StartBuildBatch"),
+        ),
+        resource_hint="a privileged role CodeBuild may assume",
+        description="Switch the project's service role, then run a build.",
+    ),
+    EscalationMethod(
+        id="glue-update-job",
+        title="Give an existing Glue job a privileged role and run it",
+        **_passrole(
+            "glue.amazonaws.com",
+            ("glue:UpdateJob",),
+            ("glue:StartJobRun", "glue:CreateTrigger"),
+        ),
+        resource_hint="a privileged role Glue may assume",
+        description="The job's new script runs with the passed role.",
+    ),
+    EscalationMethod(
+        id="passrole-glue-session",
+        title="Pass a role to a new Glue interactive session",
+        **_passrole("glue.amazonaws.com", ("glue:CreateSession",), ("glue:RunStatement",)),
+        resource_hint="a privileged role Glue may assume",
+        description="Statements in the session run with the passed role.",
+    ),
+    EscalationMethod(
+        id="ecs-execute-command",
+        title="Open a shell in a running ECS task",
+        required=(("ecs:ExecuteCommand",),),
+        service="ecs-tasks.amazonaws.com",
+        resource_hint="a task whose task role is privileged",
+        description="ECS Exec gives a shell inside the container, with the task role's credentials.",
+    ),
+    EscalationMethod(
+        id="passrole-ecs-service-update",
+        title="Pass a role to an existing ECS service",
+        **_passrole(
+            "ecs-tasks.amazonaws.com",
+            ("ecs:RegisterTaskDefinition",),
+            ("ecs:UpdateService",),
+        ),
+        resource_hint="a privileged role ECS tasks may assume",
+        description="Point a service at a new task definition with a privileged task role.",
+    ),
+    EscalationMethod(
+        id="passrole-apprunner",
+        title="Pass a role to a new App Runner service",
+        **_passrole("tasks.apprunner.amazonaws.com", ("apprunner:CreateService",)),
+        resource_hint="a privileged role App Runner instances may assume",
+        description="The service's start command runs with the instance role.",
+    ),
+    EscalationMethod(
+        id="apprunner-update-service",
+        title="Change the code or start command of an existing App Runner service",
+        required=(("apprunner:UpdateService",),),
+        service="tasks.apprunner.amazonaws.com",
+        resource_hint="a service whose instance role is privileged",
+        description="The new start command runs with the service's instance role.",
+    ),
+    EscalationMethod(
+        id="passrole-bedrock-code-interpreter",
+        title="Pass a role to a new Bedrock AgentCore code interpreter",
+        **_passrole(
+            "bedrock-agentcore.amazonaws.com",
+            ("bedrock-agentcore:CreateCodeInterpreter",),
+            ("bedrock-agentcore:StartCodeInterpreterSession",),
+            ("bedrock-agentcore:InvokeCodeInterpreter",),
+        ),
+        resource_hint="a privileged role Bedrock AgentCore may assume",
+        description="Code run in the interpreter uses the passed role.",
+    ),
     EscalationMethod(
         id="assume-any-role",
+        target="role-assume",
         title="Assume any role",
         required=(_ASSUME,),
         resource_hint="Resource * (every role that trusts the account)",
@@ -365,25 +627,54 @@ def _probe_arns(statements: list[Statement], account_id: str | None) -> list[str
     return [f"arn:aws:iam::{acct}:role/iamwarden-any-role-probe" for acct in sorted(accounts)]
 
 
+AWS_MANAGED_PREFIX = "arn:aws:iam::aws:"
+
+
+def _aws_managed_only(stmt: Statement) -> bool:
+    """An Allow naming only AWS-managed policies: customers cannot version or edit those."""
+    return (
+        stmt.effect == "Allow"
+        and stmt.resources is not None
+        and all(p.startswith(AWS_MANAGED_PREFIX) for p in stmt.resources)
+    )
+
+
 def _evaluate_method(
     method: EscalationMethod,
     statements: list[Statement],
     cat: ActionCatalog,
     account_id: str | None,
+    principal_arn: str | None = None,
+    context: dict | None = None,
 ) -> EscalationPath | None:
-    context = {"iam:PassedToService": method.passed_to_service} if method.passed_to_service else None
+    base = dict(context or {})
+    if method.passed_to_service:
+        base["iam:PassedToService"] = method.passed_to_service
+    ctx = base or None
     stmts = _without_self_scoped_allows(statements) if method.self_scoped_is_safe else statements
+    if method.target == "policy-holder":
+        stmts = [s for s in stmts if not _aws_managed_only(s)]
+    # A role that may change its own permissions needs no sts:AssumeRole: it already is the role.
+    self_target = (
+        principal_arn is not None
+        and ":role/" in principal_arn
+        and method.target in ("role-permissions", "role-boundary")
+    )
     chosen: list[Decision] = []
     for group in method.required:
         hits: list[Decision] = []
+        if self_target and group == _ASSUME:
+            continue
         for action in group:
-            if action in method.requires_any_resource:
+            if self_target and action in method.on_target:
+                decisions = [evaluate(stmts, action, principal_arn, context=ctx, catalog=cat)]
+            elif action in method.requires_any_resource:
                 decisions = [
-                    evaluate(stmts, action, arn, context=context, catalog=cat)
+                    evaluate(stmts, action, arn, context=ctx, catalog=cat)
                     for arn in _probe_arns(stmts, account_id)
                 ]
             else:
-                decisions = [evaluate(stmts, action, "*", context=context, catalog=cat)]
+                decisions = [evaluate(stmts, action, "*", context=ctx, catalog=cat)]
             hits.extend(d for d in decisions if d.allowed)
         if not hits:
             return None
@@ -408,8 +699,14 @@ def find_escalations(
     catalog: ActionCatalog | None = None,
     account_id: str | None = None,
     methods: Sequence[EscalationMethod] = METHODS,
+    principal_arn: str | None = None,
+    context: dict | None = None,
 ) -> tuple[list[EscalationPath], list[str]]:
     """Escalation paths the statements allow, and the methods that could not be evaluated.
+
+    ``principal_arn`` (whose statements these are) lets a role's changes to itself count without
+    ``sts:AssumeRole``; ``context`` holds condition keys known at evaluation (see
+    ``bot.escalation_graph.principal_context``).
 
     A method naming an action unknown to the catalog, or whose evaluation fails, is reported in
     ``errors`` — never silently counted as "no escalation".
@@ -427,7 +724,7 @@ def find_escalations(
             )
             continue
         try:
-            path = _evaluate_method(method, stmts, cat, account_id)
+            path = _evaluate_method(method, stmts, cat, account_id, principal_arn, context)
         except Exception as exc:  # one broken method must not hide the others, nor pass
             errors.append(f"{method.id}: could not evaluate: {type(exc).__name__}: {exc}")
             continue

@@ -75,7 +75,15 @@ class Finding(BaseModel):
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     def public(self) -> dict[str, Any]:
-        """One object of the findings JSON (the scripted contract)."""
+        """One object of the findings JSON (the scripted contract). Escalation findings add
+        ``hop_count`` and ``escalation_path`` (the hops, each with its statements)."""
+        out = self._public()
+        if "hop_count" in self.extra:
+            out["hop_count"] = self.extra["hop_count"]
+            out["escalation_path"] = self.extra.get("hops", [])
+        return out
+
+    def _public(self) -> dict[str, Any]:
         return {
             "check_id": self.check_id,
             "severity": self.severity.value,

@@ -113,8 +113,7 @@ class _Collector:
         client = self.aws.session.client(
             service, region_name=self.aws.region, config=RETRY_CONFIG.merge(OPTIONAL_RETRIES)
         )
-        client.meta.events.register("before-call.*.*", self.aws.counter)
-        return client
+        return self.aws.counter.attach(client)
 
     def optional(self, source: str, read: Callable[[], Any], default: Any = None) -> Any:
         """Run one optional read; on any AWS error record the source as unknown and return default."""

@@ -64,12 +64,15 @@ __all__ = [
     "PolicyParseError",
     "PolicySource",
     "Statement",
+    "TrustDecision",
     "allowed_actions",
     "evaluate",
     "is_full_admin",
     "parse_policy",
     "service_wildcards",
+    "trust_admits",
     "unknown_actions",
+    "unresolved_condition_keys",
 ]
 
 SOURCE_KINDS = frozenset(
@@ -572,10 +575,16 @@ def _could_match_format(pattern: str, fmt: str, precise: bool = True) -> bool:
     return len(pp) == 6
 
 
-def _could_match(pattern: str, info: _ActionInfo | None, *, precise: bool = True) -> bool:
+def _could_match(
+    pattern: str, info: _ActionInfo | None, *, precise: bool = True, required: bool = False
+) -> bool:
+    """Could the pattern match a resource of the action? ``required``: one of the resource types
+    every request names (an Allow on ``ssm:SendCommand``'s optional output bucket alone lets no
+    command run)."""
     if pattern == "*" or info is None or not info.arn_formats:
         return True  # unknown action or no resource types: do not rule the statement out
-    return any(_could_match_format(pattern, fmt, precise) for fmt in info.arn_formats)
+    formats = info.required_formats if required and info.required_formats else info.arn_formats
+    return any(_could_match_format(pattern, fmt, precise) for fmt in formats)
 
 
 def _covers_all(pattern: str, info: _ActionInfo | None) -> bool:
@@ -628,7 +637,7 @@ def _resource_match(
         if allow:
             if any(_covers_all(p, info) for p, u in subst if not u):
                 return _FULL, False
-            could = [u for p, u in subst if _could_match(p, info)]
+            could = [u for p, u in subst if _could_match(p, info, required=True)]
             if not could:
                 return _NONE, False
             return _PARTIAL, all(could)
@@ -1100,3 +1109,122 @@ def service_wildcards(
             if rest == "*" and service and not _has_wildcard(service):
                 out.append((service.lower(), stmt))
     return out
+
+
+# --------------------------------------------------------------------------- conditions and trust
+
+
+def unresolved_condition_keys(stmt: Statement, context: Mapping[str, Any] | None) -> list[str]:
+    """Condition keys of a statement that ``context`` does not decide (``aws:SourceIp`` …), as written."""
+    lowered = {k.lower() for k in context} if context else set()
+    keys: dict[str, None] = {}
+    for block in stmt.conditions.values():
+        for key in block:
+            if key.lower() not in lowered:
+                keys[key] = None
+    return list(keys)
+
+
+@dataclass
+class TrustDecision:
+    """Does a role's trust policy let a principal (or a service) call ``sts:AssumeRole``?"""
+
+    admitted: bool
+    conditional: bool
+    deciding: list[Statement]
+    names_principal: bool = False  # an Allow names the principal's own ARN (needs no identity grant)
+    conditional_denies: list[Statement] = field(default_factory=list)
+
+
+def _principal_values(principal: Any, kind: str) -> list[str] | None:
+    """The values of one Principal type ("AWS", "Service", …); ``["*"]`` for ``Principal: "*"``."""
+    if principal == "*":
+        return ["*"]
+    if not isinstance(principal, Mapping):
+        return None
+    value = principal.get(kind)
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _aws_principal_matches(value: str, principal_arn: str, account: str) -> tuple[bool, bool]:
+    """(matches, names exactly) for one ``Principal.AWS`` value and a user or role ARN."""
+    if value == "*":
+        return True, False
+    if value == account or value == f"arn:aws:iam::{account}:root":
+        return True, False
+    if value == principal_arn:
+        return True, True
+    # A trust policy may name a role by ARN without its path, as written by the console.
+    parts = principal_arn.split(":", 5)
+    if len(parts) == 6 and "/" in parts[5]:
+        kind, _, rest = parts[5].partition("/")
+        short = f"{':'.join(parts[:5])}:{kind}/{rest.rsplit('/', 1)[-1]}"
+        if value == short:
+            return True, True
+    return False, False
+
+
+def trust_admits(
+    statements: Iterable[Statement],
+    *,
+    principal_arn: str | None = None,
+    account: str = "",
+    service: str | None = None,
+    context: Mapping[str, Any] | None = None,
+    action: str = "sts:AssumeRole",
+) -> TrustDecision:
+    """Evaluate a role's trust policy for a principal (``principal_arn`` in ``account``) or a service.
+
+    Conditions are evaluated from ``context`` (unknown keys make the answer conditional); an
+    unconditional Deny matching the principal wins; a Deny under conditions leaves the answer
+    conditional. Trusting the account (``123456789012`` / ``…:root``) admits its principals only
+    together with their identity policy; the caller checks that.
+    """
+    lower = action.lower()
+    allows: list[Statement] = []
+    unconditional = False
+    names = False
+    conditional_denies: list[Statement] = []
+    for stmt in statements:
+        if not _action_matches(stmt, lower):
+            continue
+        matched, exact = False, False
+        if stmt.principal is not None:
+            kind = "Service" if service else "AWS"
+            values = _principal_values(stmt.principal, kind) or []
+            for value in values:
+                if service:
+                    ok, named = (value == "*" or value.lower() == service.lower()), False
+                else:
+                    ok, named = _aws_principal_matches(value, principal_arn or "", account)
+                matched, exact = matched or ok, exact or named
+        elif stmt.not_principal is not None:
+            kind = "Service" if service else "AWS"
+            values = _principal_values(stmt.not_principal, kind) or []
+            target = service or principal_arn or ""
+            matched = not any(v == target or v == "*" for v in values)
+        if not matched:
+            continue
+        cond = evaluate_conditions(stmt.conditions, context)
+        if cond is False:
+            continue
+        if stmt.effect == "Deny":
+            if cond is True:
+                return TrustDecision(False, False, [stmt])
+            conditional_denies.append(stmt)
+            continue
+        allows.append(stmt)
+        if cond is True:
+            unconditional = True
+        names = names or exact
+    if not allows:
+        return TrustDecision(False, False, [])
+    return TrustDecision(
+        True,
+        not unconditional or bool(conditional_denies),
+        allows,
+        names_principal=names,
+        conditional_denies=conditional_denies,
+    )

@@ -313,17 +313,30 @@ def summary_line(scan: AccountScan) -> str:
     return f"{label}: {head}" + (f"; {', '.join(tail)}" if tail else "") + f" · {scan.api_calls} API calls"
 
 
+def _requests_by_operation(scan: AccountScan) -> dict[str, int]:
+    return dict((scan.inventory or {}).get("api_calls_by_operation") or {})
+
+
 def scan_document(scans: list[AccountScan], scanned_at: datetime) -> dict[str, Any]:
-    """The findings JSON document (DESIGN.md): accounts, scanned_at, api_calls, findings."""
+    """The findings JSON document (DESIGN.md): accounts, scanned_at, api_calls, findings.
+
+    ``api_calls`` counts HTTP requests sent, retries included; ``api_requests_by_operation``
+    breaks them down (``"iam:GetAccountAuthorizationDetails": 3``)."""
+    by_operation: dict[str, int] = {}
+    for s in scans:
+        for operation, count in _requests_by_operation(s).items():
+            by_operation[operation] = by_operation.get(operation, 0) + count
     doc: dict[str, Any] = {
         "scanned_at": iso(scanned_at),
         "api_calls": sum(s.api_calls for s in scans),
+        "api_requests_by_operation": dict(sorted(by_operation.items())),
         "accounts": [
             {
                 "account_id": s.account_id,
                 "name": s.name,
                 "snapshot_id": s.snapshot_id,
                 "api_calls": s.api_calls,
+                "api_requests_by_operation": dict(sorted(_requests_by_operation(s).items())),
                 "status": "ok" if s.ok else "failed",
                 "error": s.error,
             }

@@ -106,7 +106,7 @@ def finding_section(f: Finding) -> dict:
     icon = SEVERITY_ICON[f.severity]
     status = " _(could not evaluate)_" if f.status == FindingStatus.UNKNOWN else ""
     who = f" on {code(f.principal_name)}" if f.principal_name else ""
-    lines = [f"{icon} *{escape(f.title)}*{who} ({escape(f.account_id)}){status}"]
+    lines = [f"{icon} *{escape(f.title)}*{who} ({escape(f.account_id)}){_hops(f)}{status}"]
     if f.detail:
         lines.append(escape(f.detail))
     meta = _check(f.check_id)
@@ -129,10 +129,16 @@ def _remediation(text: str) -> str:
     return "\n".join(out)
 
 
+def _hops(f: Finding) -> str:
+    """`` · 2 hops`` for an escalation finding (its route's length), else nothing."""
+    count = f.extra.get("hop_count")
+    return f" · {count} hop{'' if count == 1 else 's'}" if isinstance(count, int) else ""
+
+
 def finding_line(f: Finding) -> str:
     who = f" {code(f.principal_name)}" if f.principal_name else ""
     unknown = " (could not evaluate)" if f.status == FindingStatus.UNKNOWN else ""
-    return f"{SEVERITY_ICON[f.severity]} {escape(f.title)}{who} ({escape(f.account_id)}){unknown}"
+    return f"{SEVERITY_ICON[f.severity]} {escape(f.title)}{who} ({escape(f.account_id)}){_hops(f)}{unknown}"
 
 
 def finding_blocks(findings: list[Finding], *, detailed: int = DETAILED_FINDINGS) -> list[dict]:
@@ -672,6 +678,108 @@ def who_can_call(cmd: SlashCommand, io: CommandIO) -> Message:
         return no_snapshot_message(answers.next_scan_at(io.services))
     result = answers.who_can(book, action, resource)
     return deliver(who_can_message(result), io, cmd.user_id, filename="who-can.txt")
+
+
+# --------------------------------------------------------------------------- builders: paths
+
+PATHS_SHOWN = 10  # routes shown in full; more go to the DM file by ``deliver``
+ESCALATION_CHECK = "PRIVILEGE_ESCALATION"
+
+
+def _short(arn: str) -> str:
+    """``arn:aws:iam::1:role/path/name`` → ``role/name`` (what a person recognises)."""
+    resource = arn.split(":", 5)[-1] if arn.startswith("arn:") else arn
+    kind, _, rest = resource.partition("/")
+    return f"{kind}/{rest.rsplit('/', 1)[-1]}" if rest else resource
+
+
+def hop_line(index: int, hop: dict[str, Any]) -> str:
+    """One hop of a route, escaped: who → whom, how, and the statements that allow it."""
+    actions = ", ".join(hop.get("actions") or [])
+    via = "; ".join(hop.get("statements") or []) or "the target's trust policy"
+    line = (
+        f"{index}. {code(_short(hop.get('from', '')))} → {code(_short(hop.get('to', '')))}: "
+        f"{escape(hop.get('title', ''))} ({escape(actions)}), allowed by {escape(via)}"
+    )
+    if hop.get("note"):
+        line += f" _({escape(hop['note'])})_"
+    if hop.get("conditional"):
+        keys = ", ".join(hop.get("condition_keys") or [])
+        line += " · under conditions" + (f": {escape(keys)}" if keys else "")
+    if hop.get("possible_denies"):
+        line += " · a Deny may apply: " + escape("; ".join(hop["possible_denies"]))
+    return line
+
+
+def route_section(f: Finding) -> dict:
+    """One escalation route in full: hop count, where it ends, each hop with its statement."""
+    hops = f.extra.get("hops") or []
+    count = f.extra.get("hop_count", len(hops))
+    plural = "hop" if count == 1 else "hops"
+    cond = " _(under conditions we could not evaluate)_" if f.extra.get("conditional") else ""
+    admin = f.extra.get("admin") or ""
+    head = (
+        f"*{count} {plural}* to administrator {code(_short(admin))}{cond}" if admin else f"*{count} {plural}*"
+    )
+    lines = [head, *(hop_line(i, h) for i, h in enumerate(hops, 1))]
+    return section(truncate("\n".join(lines), MAX_SECTION_TEXT))
+
+
+def paths_message(
+    principals: list[PrincipalRef], findings: list[Finding], snapshots: list[SnapshotInfo]
+) -> Message:
+    """``/iam paths PRINCIPAL``: the principal's escalation routes as in its findings, shortest first."""
+    names = ", ".join(dict.fromkeys(p.name for p in principals))
+    title = truncate(f"Escalation paths of {names}", 140)
+    labels = ", ".join(principal_label(p) for p in principals)
+    routes = sorted(
+        (f for f in findings if f.check_id == ESCALATION_CHECK and f.status == FindingStatus.FAIL),
+        key=lambda f: (f.extra.get("hop_count", 99), f.detail_key),
+    )
+    unknown = [f for f in findings if f.check_id == ESCALATION_CHECK and f.status == FindingStatus.UNKNOWN]
+    blocks: list[dict] = [header(title)]
+    if routes:
+        shortest = routes[0].extra.get("hop_count", "?")
+        text = (
+            f"{len(routes)} way(s) for {names} to become administrator; the shortest takes {shortest} hop(s)."
+        )
+        blocks.append(
+            section(
+                f"{labels} can become administrator: {len(routes)} way(s), the shortest in {shortest} hop(s)."
+            )
+        )
+        blocks.extend(route_section(f) for f in routes)
+    elif unknown:
+        text = f"Could not evaluate the escalation paths of {names}."
+        blocks.append(section(f"I could not evaluate the escalation paths of {labels}:"))
+    else:
+        text = f"No escalation path for {names} in the latest scan."
+        blocks.append(section(f"No escalation path for {labels} in the latest scan."))
+    for f in unknown:
+        blocks.append(section(truncate(escape(f.detail), MAX_SECTION_TEXT)))
+    blocks.append(context(snapshot_line(snapshots)))
+    return Message(text=text, blocks=blocks)
+
+
+@subcommand(
+    "paths",
+    usage="paths @MEMBER|IAM-USER|ROLE-ARN",
+    summary="How a user or role could become administrator: each escalation path, hop by hop.",
+    team_only=True,
+)
+def escalation_paths(cmd: SlashCommand, io: CommandIO) -> Message:
+    if len(cmd.args) != 1:
+        return _usage("paths")
+    book = answers.current_book(io.services)
+    if not book.snapshots:
+        return no_snapshot_message(answers.next_scan_at(io.services))
+    refs = _resolve(book, cmd.args[0], io)
+    if isinstance(refs, Message):
+        return refs
+    findings = answers.principal_findings(io.services, book, refs)
+    return deliver(
+        paths_message(refs, findings, book.snapshots), io, cmd.user_id, filename="escalation-paths.txt"
+    )
 
 
 _SCAN_LOCKS: dict[int, threading.Lock] = {}

@@ -112,3 +112,17 @@ def test_expired_server_certificate(iam, clock):
     assert [f.principal_name for f in findings] == ["old-site"]  # moto's certificates expired in 2012
     inventory["server_certificates"][0]["Expiration"] = "2030-01-01T00:00:00+00:00"
     assert of(run_checks(inventory, Config(), now=clock.now()), "EXPIRED_SERVER_CERTIFICATE") == []
+
+
+def test_api_calls_count_every_request_sent_retries_included(iam, clock, access_analyzer):
+    from bot.aws import AwsFactory
+    from bot.inventory import collect
+
+    access_analyzer.add_analyzer("external")
+    access_analyzer.throttle(times=2)  # two attempts answered 429, then retried
+    aws = AwsFactory()
+    inventory = collect(aws, account_id=ACCOUNT_ID, clock=clock, sleep=lambda s: None)
+    sent_to_analyzer = len(access_analyzer.requests)
+    counted = sum(n for op, n in aws.counter.by_operation.items() if op.startswith("accessanalyzer:"))
+    assert counted == sent_to_analyzer >= 3
+    assert inventory["api_calls"] == aws.counter.total

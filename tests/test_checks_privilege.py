@@ -57,10 +57,24 @@ def test_privilege_escalation_names_method_and_statement(iam, clock):
         PolicyName="policy-admin",
         PolicyDocument=doc(allow("iam:CreatePolicyVersion", Sid="Versions")),
     )
+    tools = iam.create_policy(PolicyName="dev-tools", PolicyDocument=doc(allow("s3:GetObject")))
+    iam.attach_user_policy(UserName="dev", PolicyArn=tools["Policy"]["Arn"])
     findings = of(scan(clock), "PRIVILEGE_ESCALATION")
     assert [(f.principal_name, f.detail_key) for f in findings] == [("dev", "create-policy-version")]
     assert "inline policy policy-admin, statement Sid Versions" in findings[0].detail
     assert findings[0].extra["statements"] == ["inline policy policy-admin, statement Sid Versions"]
+    assert findings[0].extra["hop_count"] == 1
+    assert "customer-managed policy dev-tools" in findings[0].detail
+
+
+def test_versioning_rights_with_no_policy_to_version_are_not_escalation(iam, clock):
+    # the non-exploitable twin: nothing the user holds (or can act as) has a customer policy
+    iam.create_user(UserName="dev")
+    iam.put_user_policy(
+        UserName="dev", PolicyName="policy-admin", PolicyDocument=doc(allow("iam:CreatePolicyVersion"))
+    )
+    iam.attach_user_policy(UserName="dev", PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    assert failed(scan(clock), "PRIVILEGE_ESCALATION") == set()
 
 
 def test_escalation_through_a_group_policy_is_found_on_the_member(iam, clock):
@@ -72,11 +86,28 @@ def test_escalation_through_a_group_policy_is_found_on_the_member(iam, clock):
     )
     iam.create_user(UserName="ci")
     iam.add_user_to_group(GroupName="deployers", UserName="ci")
+    iam.create_role(RoleName="ec2-admin", AssumeRolePolicyDocument=trust({"Service": "ec2.amazonaws.com"}))
+    iam.attach_role_policy(RoleName="ec2-admin", PolicyArn=ADMIN)
+    iam.create_instance_profile(InstanceProfileName="ec2-admin")
+    iam.add_role_to_instance_profile(InstanceProfileName="ec2-admin", RoleName="ec2-admin")
     findings = of(scan(clock), "PRIVILEGE_ESCALATION")
     assert ("ci", "passrole-ec2") in {(f.principal_name, f.detail_key) for f in findings}
-    assert "inline policy deploy of group deployers" in next(
-        f.detail for f in findings if f.detail_key == "passrole-ec2"
+    finding = next(f for f in findings if f.detail_key == "passrole-ec2")
+    assert "inline policy deploy of group deployers" in finding.detail
+    assert finding.extra["admin"].endswith(":role/ec2-admin")
+
+
+def test_passing_a_role_is_not_escalation_when_no_privileged_role_trusts_the_service(iam, clock):
+    iam.create_user(UserName="ci")
+    iam.put_user_policy(
+        UserName="ci", PolicyName="deploy", PolicyDocument=doc(allow(["iam:PassRole", "ec2:RunInstances"]))
     )
+    # an admin role, but only Lambda may assume it; and an EC2 role without an instance profile
+    iam.create_role(RoleName="fn-admin", AssumeRolePolicyDocument=trust({"Service": "lambda.amazonaws.com"}))
+    iam.attach_role_policy(RoleName="fn-admin", PolicyArn=ADMIN)
+    iam.create_role(RoleName="no-profile", AssumeRolePolicyDocument=trust({"Service": "ec2.amazonaws.com"}))
+    iam.attach_role_policy(RoleName="no-profile", PolicyArn=ADMIN)
+    assert failed(scan(clock), "PRIVILEGE_ESCALATION") == set()
 
 
 def test_unexploitable_grants_are_not_escalation(iam, clock):
@@ -138,6 +169,35 @@ def test_service_wildcard(iam, clock):
     iam.attach_role_policy(RoleName="support", PolicyArn="arn:aws:iam::aws:policy/AWSSupportAccess")
     findings = of(scan(clock), "SERVICE_WILDCARD")
     assert [(f.principal_name, f.extra["services"]) for f in findings] == [("etl", ["s3"])]
+
+
+def test_service_wildcard_denied_by_the_same_principal_is_not_reported(iam, clock):
+    iam.create_role(RoleName="no-iam", AssumeRolePolicyDocument=SELF_TRUST)
+    iam.put_role_policy(
+        RoleName="no-iam",
+        PolicyName="all-but-iam",
+        PolicyDocument=doc(allow(["iam:*", "s3:*"]), {"Effect": "Deny", "Action": "iam:*", "Resource": "*"}),
+    )
+    # the twin: a Deny under a condition may not apply, so the wildcard stays reported
+    iam.create_role(RoleName="office-iam", AssumeRolePolicyDocument=SELF_TRUST)
+    iam.put_role_policy(
+        RoleName="office-iam",
+        PolicyName="iam-in-office",
+        PolicyDocument=doc(
+            allow("iam:*"),
+            {
+                "Effect": "Deny",
+                "Action": "iam:*",
+                "Resource": "*",
+                "Condition": {"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}},
+            },
+        ),
+    )
+    findings = of(scan(clock), "SERVICE_WILDCARD")
+    assert sorted((f.principal_name, f.extra["services"]) for f in findings) == [
+        ("no-iam", ["s3"]),
+        ("office-iam", ["iam"]),
+    ]
 
 
 def test_user_direct_policies(iam, clock):
@@ -222,6 +282,7 @@ def test_cloudshell_full_access(iam, clock):
 
 def test_a_permissions_boundary_blocks_escalation(iam, clock):
     # moto keeps a role's boundary (not a user's), and GAAD returns it.
+    tools = iam.create_policy(PolicyName="tools", PolicyDocument=doc(allow("s3:GetObject")))["Policy"]
     for name, boundary in (
         ("bounded", {"PermissionsBoundary": "arn:aws:iam::aws:policy/ReadOnlyAccess"}),
         ("free", {}),
@@ -230,6 +291,7 @@ def test_a_permissions_boundary_blocks_escalation(iam, clock):
         iam.put_role_policy(
             RoleName=name, PolicyName="edit", PolicyDocument=doc(allow("iam:CreatePolicyVersion"))
         )
+        iam.attach_role_policy(RoleName=name, PolicyArn=tools["Arn"])
     findings = scan(clock)
     assert failed(findings, "PRIVILEGE_ESCALATION") == {("PRIVILEGE_ESCALATION", "free")}
 
@@ -242,3 +304,45 @@ def test_service_linked_roles_are_not_reported(iam, clock):
     )
     findings = [f for f in scan(clock) if f.principal_name == role["RoleName"]]
     assert findings == []
+
+
+def test_self_targeting_role_and_a_two_hop_route_are_found_end_to_end(iam, clock):
+    # a role that may attach policies to itself: no sts:AssumeRole needed
+    iam.create_role(
+        RoleName="builder", AssumeRolePolicyDocument=trust({"Service": "codebuild.amazonaws.com"})
+    )
+    iam.put_role_policy(
+        RoleName="builder",
+        PolicyName="self-service",
+        PolicyDocument=doc(
+            allow("iam:AttachRolePolicy", f"arn:aws:iam::{ACCOUNT_ID}:role/builder", Sid="Own")
+        ),
+    )
+    # dev → jump → admin, each trust policy admitting the previous hop only
+    iam.create_role(
+        RoleName="admin", AssumeRolePolicyDocument=trust({"AWS": f"arn:aws:iam::{ACCOUNT_ID}:role/jump"})
+    )
+    iam.attach_role_policy(RoleName="admin", PolicyArn=ADMIN)
+    iam.create_role(
+        RoleName="jump", AssumeRolePolicyDocument=trust({"AWS": f"arn:aws:iam::{ACCOUNT_ID}:user/dev"})
+    )
+    iam.put_role_policy(
+        RoleName="jump",
+        PolicyName="hop",
+        PolicyDocument=doc(allow("sts:AssumeRole", f"arn:aws:iam::{ACCOUNT_ID}:role/admin")),
+    )
+    iam.create_user(UserName="dev")
+    iam.put_user_policy(UserName="dev", PolicyName="hop", PolicyDocument=doc(allow("sts:AssumeRole")))
+    # the twin: a user the jump role does not trust
+    iam.create_user(UserName="outsider")
+    iam.put_user_policy(UserName="outsider", PolicyName="hop", PolicyDocument=doc(allow("sts:AssumeRole")))
+    findings = {f.principal_name: f for f in of(scan(clock), "PRIVILEGE_ESCALATION")}
+    assert set(findings) == {"builder", "dev", "jump"}
+    assert (findings["builder"].detail_key, findings["builder"].extra["hop_count"]) == (
+        "attach-role-policy",
+        1,
+    )
+    assert "statement Sid Own" in findings["builder"].detail
+    assert findings["dev"].extra["hop_count"] == 2
+    assert [h["to"].rsplit("/", 1)[-1] for h in findings["dev"].extra["hops"]] == ["jump", "admin"]
+    assert "2 hops to administrator" in findings["dev"].detail

@@ -236,3 +236,40 @@ def test_method_with_unknown_action_is_reported_not_passed():
         ["attach-user-policy"],
         ["codestar-create-project"],
     )
+
+
+@pytest.mark.parametrize("method_id", ["attach-role-policy", "put-role-policy"])
+def test_a_role_changing_itself_needs_no_assume_role(method_id):
+    role = f"arn:aws:iam::{ACCOUNT}:role/builder"
+    action = BY_ID[method_id].required[0][0]
+    own = stmts(allow(action, role))
+    paths, _ = find_escalations(own, account_id=ACCOUNT, methods=[BY_ID[method_id]], principal_arn=role)
+    assert [p.method.id for p in paths] == [method_id]
+    # the twin: the same grant seen from a user (who is not that role) still needs sts:AssumeRole
+    user = f"arn:aws:iam::{ACCOUNT}:user/dev"
+    paths, _ = find_escalations(own, account_id=ACCOUNT, methods=[BY_ID[method_id]], principal_arn=user)
+    assert paths == []
+
+
+def test_known_condition_keys_are_decided_with_a_context():
+    never = stmts(
+        allow("iam:PutUserPolicy", Condition={"DateLessThan": {"aws:TokenIssueTime": "2020-01-01T00:00:00Z"}})
+    )
+    always = stmts(
+        allow(
+            "iam:PutUserPolicy", Condition={"DateGreaterThan": {"aws:TokenIssueTime": "2020-01-01T00:00:00Z"}}
+        )
+    )
+    now = {"aws:TokenIssueTime": "2026-12-02T12:00:00+00:00"}
+    method = [BY_ID["put-user-policy"]]
+    assert find_escalations(never, methods=method, context=now)[0] == []
+    [path] = find_escalations(always, methods=method, context=now)[0]
+    assert path.conditional is False
+    [path] = find_escalations(always, methods=method)[0]
+    assert path.conditional is True  # without a context the key is unknown
+
+
+def test_every_method_names_its_target_and_a_service_when_it_runs_code():
+    for method in METHODS:
+        if method.target == "service-role":
+            assert method.service, method.id

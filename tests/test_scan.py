@@ -90,6 +90,9 @@ def seed_mixed_account(aws, clock, access_analyzer) -> None:
     iam.put_user_policy(
         UserName="gina", PolicyName="policy-editor", PolicyDocument=doc(allow("iam:CreatePolicyVersion"))
     )
+    # ... and holds a customer-managed policy she may rewrite into admin
+    tools = iam.create_policy(PolicyName="gina-tools", PolicyDocument=doc(allow("s3:GetObject")))
+    iam.attach_user_policy(UserName="gina", PolicyArn=tools["Policy"]["Arn"])
 
     roles = {
         "vendor": trust({"AWS": "arn:aws:iam::999988887777:root"}),  # ROLE_TRUST_EXTERNAL_NO_CONDITION
@@ -313,6 +316,8 @@ def test_cli_scan_json_document_needs_no_slack_settings(aws, clock, tmp_path):
     assert document["account_id"] == ACCOUNT_ID
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", document["scanned_at"])
     assert 0 < document["api_calls"] <= 25
+    assert sum(document["api_requests_by_operation"].values()) == document["api_calls"]
+    assert document["api_requests_by_operation"]["iam:GetAccountAuthorizationDetails"] >= 1
     assert [a["status"] for a in document["accounts"]] == ["ok"]
     got = {(f["check_id"], f["principal_name"]) for f in document["findings"] if f["status"] == "fail"}
     assert {("USER_CONSOLE_NO_MFA", "bob"), ("ROLE_TRUST_PUBLIC", "open")} <= got

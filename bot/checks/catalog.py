@@ -246,6 +246,25 @@ class CheckContext:
             self._escalations[signature] = find_escalations(statements, account_id=self.account_id or None)
         return self._escalations[signature]
 
+    @cached_property
+    def escalation_graph(self) -> Any:
+        """``bot.escalation_graph.EscalationGraph`` over this snapshot, built once per scan and
+        sharing this context's statements, admin answers and relevance memo."""
+        from bot.escalation_graph import EscalationGraph
+
+        return EscalationGraph(
+            self.inventory,
+            now=self.now,
+            statements=lambda arn: self.effective(arn),
+            full_admin=lambda arn: self.full_admin(arn),
+            relevant=relevant_to,
+            password_enabled={
+                arn: row.get("password_enabled") == "true"
+                for arn, row in self.report_by_arn.items()
+                if row.get("password_enabled") in ("true", "false")
+            },
+        )
+
     def decide(self, arn: str, action: str, resource: str = "*", *, own_only: bool = False) -> Any:
         """``bot.policy.evaluate`` for one principal, shared by principals with the same relevant statements."""
         statements = relevant_to(self.effective(arn, own_only=own_only)[0], (action,))

@@ -7,6 +7,7 @@ where the member is what matters (``ADMIN_NO_MFA``, ``PRIVILEGE_ESCALATION``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -132,36 +133,37 @@ def full_admin_custom_policy(ctx: CheckContext) -> Iterator[Hit]:
     cli="aws iam simulate-principal-policy --policy-source-arn {arn} --action-names {actions}",
 )
 def privilege_escalation(ctx: CheckContext) -> Iterator[Hit]:
-    errors: set[str] = set()
-    for kind, _entry, arn, name in _kind_entries(ctx):
-        if kind == "group":
-            continue  # members are evaluated as users
-        if ctx.full_admin(arn) is not None:
-            continue  # already everything: ADMIN_POLICY_ATTACHED / ADMIN_NO_MFA say so
-        _, problems = ctx.effective(arn)
-        paths, method_errors = ctx.escalations(arn)
-        errors.update(method_errors)
-        for path in paths:
-            cond = " (under conditions we could not evaluate)" if path.conditional else ""
+    graph = ctx.escalation_graph
+    for kind, arn, name in graph.principals():
+        for route in graph.routes(arn):
+            first = route.first
+            cond = " (under conditions we could not evaluate)" if route.conditional else ""
             yield Hit(
                 arn,
                 name,
-                f"{path.method.title}{cond}: {', '.join(path.actions)} allowed by "
-                + "; ".join(s.describe() for s in path.statements)
-                + ".",
-                key=path.method.id,
-                fields={"kind": kind, "actions": " ".join(path.actions)},
+                f"{first.title}{cond}: {', '.join(first.actions)} allowed by "
+                + ("; ".join(first.statements) or "the target's trust policy")
+                + f". {route.explain()}",
+                key=first.method,
+                fields={"kind": kind, "actions": " ".join(first.actions)},
                 extra={
-                    "method": path.method.id,
-                    "actions": list(path.actions),
-                    "statements": [s.describe() for s in path.statements],
-                    "conditional": path.conditional,
+                    "method": first.method,
+                    "actions": list(first.actions),
+                    "statements": list(first.statements),
+                    "conditional": route.conditional,
+                    "hop_count": route.hop_count,
+                    "admin": route.admin,
+                    "hops": [h.to_dict() for h in route.hops],
+                    "path": [h.describe() for h in route.hops],
+                    "condition_keys": route.condition_keys,
+                    "possible_denies": route.possible_denies,
                 },
             )
+        problems = graph.principal_errors.get(arn)
         if problems:
-            yield ctx.unknown("; ".join(problems), principal_arn=arn, principal_name=name)
-    if errors:
-        yield ctx.unknown("; ".join(sorted(errors)), key="methods")
+            yield ctx.unknown("; ".join(dict.fromkeys(problems)), principal_arn=arn, principal_name=name)
+    if graph.errors:
+        yield ctx.unknown("; ".join(sorted(graph.errors)), key="methods")
 
 
 def _probe(ctx: CheckContext) -> str:
@@ -213,6 +215,10 @@ def service_wildcard(ctx: CheckContext) -> Iterator[Hit]:
             if not (stmt.source.arn or "").startswith(AWS_POLICY_PREFIX)
             or stmt.source.name not in WILDCARD_EXEMPT
         ]
+        if found:
+            # `iam:*` beside a Deny of `iam:*` on every resource grants nothing: not a wildcard
+            statements = ctx.effective(arn, own_only=True)[0]
+            found = [(svc, stmt) for svc, stmt in found if not _service_denied(statements, svc)]
         if not found:
             continue
         services = sorted({service for service, _ in found})
@@ -224,6 +230,19 @@ def service_wildcard(ctx: CheckContext) -> Iterator[Hit]:
             fields={"kind": kind},
             extra={"services": services},
         )
+
+
+def _service_denied(statements: list[Any], service: str) -> bool:
+    """Does an unconditional Deny on every resource cover every action of ``service``?"""
+    every = re.compile(r"\*|\*:\*|" + re.escape(service) + r":\*+", re.IGNORECASE)
+    for stmt in statements:
+        if stmt.effect != "Deny" or stmt.conditions or stmt.actions is None:
+            continue
+        if stmt.resources is None or "*" not in stmt.resources:
+            continue
+        if any(every.fullmatch(p.strip()) for p in stmt.actions):
+            return True
+    return False
 
 
 @check(
