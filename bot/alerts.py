@@ -236,7 +236,7 @@ def _from_detail(
     """``fallback_times`` (the envelope's time, the delivery time) stand in, in order, for a
     missing or unreadable ``eventTime``: such a record is still an event, never a poison message."""
     data = dict(detail)
-    if not data.get("eventID"):
+    if not isinstance(data.get("eventID"), str) or not data["eventID"].strip():
         data["eventID"] = derived_event_id(detail)
     if parse_event_time(data.get("eventTime")) is None:
         fallback = next((t for t in map(parse_event_time, fallback_times) if t is not None), None)
@@ -245,7 +245,9 @@ def _from_detail(
         data["eventTime"] = fallback
     # Delivered EventBridge envelopes may lack `account`; the record's own recipientAccountId wins.
     if not data.get("recipientAccountId"):
-        data["recipientAccountId"] = account or (data.get("userIdentity") or {}).get("accountId") or ""
+        identity = data.get("userIdentity")
+        identity_account = identity.get("accountId") if isinstance(identity, dict) else None
+        data["recipientAccountId"] = account or identity_account or ""
     if not data.get("awsRegion") and region:
         data["awsRegion"] = region
     try:
