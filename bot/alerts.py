@@ -189,6 +189,8 @@ def parse_event_time(value: Any) -> datetime | None:
     offset or none (UTC), or epoch seconds/milliseconds (LookupEvents, SQS ``SentTimestamp``).
     """
     if isinstance(value, datetime):
+        if value.tzinfo is UTC and not value.microsecond:
+            return value
         moment = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value) / 1000 if value > 10**11 else float(value)
@@ -238,11 +240,12 @@ def _from_detail(
     data = dict(detail)
     if not isinstance(data.get("eventID"), str) or not data["eventID"].strip():
         data["eventID"] = derived_event_id(detail)
-    if parse_event_time(data.get("eventTime")) is None:
-        fallback = next((t for t in map(parse_event_time, fallback_times) if t is not None), None)
-        if fallback is None:
+    moment = parse_event_time(data.get("eventTime"))
+    if moment is None:
+        moment = next((t for t in map(parse_event_time, fallback_times) if t is not None), None)
+        if moment is None:
             raise EventParseError("not a CloudTrail record (no readable eventTime and no delivery time)")
-        data["eventTime"] = fallback
+    data["eventTime"] = moment  # parsed once: the model's validator takes a datetime as it is
     # Delivered EventBridge envelopes may lack `account`; the record's own recipientAccountId wins.
     if not data.get("recipientAccountId"):
         identity = data.get("userIdentity")
@@ -653,7 +656,10 @@ def m071_alert_post_claims(db: sqlite_utils.Database) -> None:
 def m072_alert_signal_details(db: sqlite_utils.Database) -> None:
     # What a signal was about (the denied action for UNAUTHORIZED_API_CALLS' "top denied actions").
     db["alert_signals"].add_column("detail", str)
+    # Covering indexes: per-subject counts (failures per user, denials per principal) and
+    # distinct-subject counts (password spray) read the index alone, never the table.
     db["alert_signals"].create_index(["rule_id", "account_id", "subject", "at"])
+    db["alert_signals"].create_index(["rule_id", "account_id", "at", "subject"])
     # The last trust policy seen in events per role, so a change that drops an ExternalId/MFA
     # condition is recognised as one (the scan snapshot is the fallback).
     db["alert_role_trusts"].create(
@@ -900,11 +906,42 @@ def _session_names(event: CloudTrailEvent) -> list[str]:
     return [n for n in (ident.session_name, ident.source_identity) if n]
 
 
+class _EffectiveRules(dict):
+    """Rule id → the rule with this config's overrides, computed on first use (most events touch
+    two or three rules; building all twenty per event costs more than evaluating them)."""
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+
+    def __missing__(self, rule_id: str) -> Rule:
+        rule = self[rule_id] = effective_rule(RULES[rule_id], self.config)
+        return rule
+
+
+# Tables other features own that some rules read (access_grants, snapshots). Migrations create
+# every table at start-up, so a table seen once stays; only "present" is remembered.
+_TABLES_SEEN: set[tuple[int, str]] = set()
+
+
+def _has_table(db: sqlite_utils.Database, name: str) -> bool:
+    key = (id(db.conn), name)
+    if key in _TABLES_SEEN:
+        return True
+    present = (
+        db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]).fetchone()
+        is not None
+    )
+    if present:
+        _TABLES_SEEN.add(key)
+    return present
+
+
 class _Evaluator:
     def __init__(self, config: Config, db: sqlite_utils.Database):
         self.config = config
         self.db = db
-        self.rules = {r.id: r for r in rule_catalog(config)}
+        self.rules = _EffectiveRules(config)
 
     def run(self, event: CloudTrailEvent) -> list[Candidate]:
         found: list[Candidate] = []
@@ -932,6 +969,9 @@ class _Evaluator:
         if any(c.rule.id in _MORE_SPECIFIC_THAN_POLICY_CHANGE for c in found):
             found = [c for c in found if c.rule.id != IAM_POLICY_CHANGE]
         return [c for c in found if c.rule.enabled]
+
+    def enabled(self, rule_id: str) -> bool:
+        return self.rules[rule_id].enabled
 
     def candidate(self, rule_id: str, key: str, title: str, **context: Any) -> Candidate:
         rule = self.rules[rule_id]
@@ -1007,15 +1047,10 @@ class _Evaluator:
 
     def signal(self, rule_id: str, e: CloudTrailEvent, subject: str, detail: str | None = None) -> None:
         """Record what a windowed rule counts, at the event's own time."""
-        self.db["alert_signals"].insert(
-            {
-                "rule_id": rule_id,
-                "account_id": e.account_id,
-                "subject": subject,
-                "at": iso(e.event_time),
-                "event_id": e.event_id,
-                "detail": detail,
-            }
+        self.db.execute(
+            "INSERT INTO alert_signals (rule_id, account_id, subject, at, event_id, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [rule_id, e.account_id, subject, iso(e.event_time), e.event_id, detail],
         )
 
     def console_failures(self, e: CloudTrailEvent) -> list[Candidate]:
@@ -1245,7 +1280,7 @@ class _Evaluator:
         names = _session_names(e)
         if not any(n.startswith(BOT_SESSION_PREFIX) for n in names):
             return False
-        if not self.db["access_grants"].exists():
+        if not _has_table(self.db, "access_grants"):
             return False
         marks = ",".join("?" * len(names))
         row = self.db.execute(
@@ -1299,7 +1334,7 @@ class _Evaluator:
 
     def _our_accounts(self, e: CloudTrailEvent) -> set[str]:
         ours = {e.account_id} | {a.id for a in self.config.accounts}
-        if self.db["snapshots"].exists():
+        if _has_table(self.db, "snapshots"):
             ours |= {r[0] for r in self.db.execute("SELECT DISTINCT account_id FROM snapshots") if r[0]}
         return ours
 
@@ -1312,7 +1347,7 @@ class _Evaluator:
         ).fetchone()
         if row and row[1] < iso(at):
             return set(json.loads(row[0]))
-        if not self.db["snapshots"].exists():
+        if not _has_table(self.db, "snapshots"):
             return None
         try:
             doc = self.db.execute(
@@ -1706,7 +1741,6 @@ def ingest(
     if store.db.execute("SELECT 1 FROM alert_events WHERE event_id = ?", [event.event_id]).fetchone():
         result.duplicate = True
         return result
-    extra = enrich(config, store, event)
     with store.transaction() as db:
         claimed = db.execute(
             "INSERT OR IGNORE INTO alert_events (event_id, source, event_name, event_time, account_id, "
@@ -1716,7 +1750,10 @@ def ingest(
         if not claimed:
             result.duplicate = True
             return result
-        for cand in _Evaluator(config, db).run(event):
+        candidates = _Evaluator(config, db).run(event)
+        # Who is behind the event matters only when something fired (most events raise nothing).
+        extra = enrich(config, store, event) if candidates else Enrichment()
+        for cand in candidates:
             if cand.owner_identity is not None:
                 # The alert is about someone other than the actor (AWS quarantined their key).
                 extra = replace(extra, owner=owner_of_identity(config, store, cand.owner_identity))
