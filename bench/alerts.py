@@ -24,16 +24,29 @@ from bot.services import Services
 from bot.settings import Config, load_settings
 from tests.alerts_support import Pipeline, event
 
+# Roughly what a busy account's queue carries, every rule represented: windowed rules (sign-in
+# failures, denied calls) do the most work per event, so they dominate the mix.
 MIX = [
-    ("console_login_failure", 40),
-    ("console_login_mfa", 20),
-    ("put_role_policy", 10),
-    ("attach_user_policy_readonly", 10),
-    ("create_access_key_self", 10),
-    ("start_logging", 5),
+    ("console_login_failure", 30),
+    ("unauthorized_list_users_cli", 15),
+    ("unauthorized_ec2_describe_assumed_role", 5),
+    ("console_login_mfa", 15),
+    ("put_role_policy", 6),
+    ("attach_user_policy_readonly", 6),
+    ("create_access_key_self", 4),
+    ("update_assume_role_policy", 3),
+    ("update_assume_role_policy_external_id", 3),
+    ("create_role_service_trust", 2),
+    ("get_signin_token_assumed_role", 2),
+    ("create_login_profile_other_user", 1),
+    ("create_user_console", 1),
+    ("put_event_selectors_keeps_management", 1),
+    ("guardduty_update_detector_keeps_enabled", 1),
+    ("start_logging", 3),
     ("console_login_root_success", 1),
     ("stop_logging", 1),
 ]
+PER_USER = ("login_failure", "unauthorized_list_users")
 
 
 def records(n: int, start: datetime) -> list[dict]:
@@ -42,7 +55,13 @@ def records(n: int, start: datetime) -> list[dict]:
     out = []
     for i in range(n):
         name = rng.choice(names)
-        changes = {"userIdentity.userName": f"user-{rng.randrange(300)}"} if "login_failure" in name else {}
+        changes = (
+            {"userIdentity.userName": f"user-{rng.randrange(300)}"}
+            if any(p in name for p in PER_USER)
+            else {}
+        )
+        if "unauthorized_list_users" in name:
+            changes["userIdentity.arn"] = f"arn:aws:iam::123456789012:user/{changes['userIdentity.userName']}"
         out.append(event(name, start + timedelta(seconds=i), **changes))
     return out
 

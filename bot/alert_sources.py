@@ -104,7 +104,8 @@ def consume_queue(
                 MaxNumberOfMessages=10,
                 # Long-poll only for the first batch; after that, drain what is already there.
                 WaitTimeSeconds=wait if batch == 0 else 0,
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                # SentTimestamp stands in for a record's missing or unreadable eventTime.
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
             )
         except Exception as exc:
             report.error = describe_aws_error(exc, "sqs:ReceiveMessage")
@@ -150,7 +151,9 @@ def _parse_message(message: dict[str, Any], report: PollReport) -> CloudTrailEve
     """The message's event; None when it is irrelevant (delete it). Raises EventParseError for a
     poison message, after logging it."""
     try:
-        event = parse_eventbridge(message.get("Body") or "")
+        event = parse_eventbridge(
+            message.get("Body") or "", delivered_at=(message.get("Attributes") or {}).get("SentTimestamp")
+        )
     except EventParseError as exc:
         report.poison += 1
         log.warning(

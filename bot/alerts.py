@@ -19,6 +19,7 @@ same events always produce the same alerts, whichever source delivered them and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -126,15 +127,36 @@ class CloudTrailEvent(BaseModel):
         # CloudTrail writes null for calls without parameters.
         return value if isinstance(value, dict) else {}
 
-    @field_validator("event_time")
+    @field_validator("event_time", mode="before")
     @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).replace(microsecond=0)
+    def _utc(cls, value: Any) -> datetime:
+        moment = parse_event_time(value)
+        if moment is None:
+            raise ValueError(f"unreadable time {str(value)[:40]!r}")
+        return moment
+
+    @property
+    def failure(self) -> str | None:
+        """Why the call failed, or None when it succeeded. CloudTrail writes failures three ways:
+        ``errorCode``; ``errorMessage`` alone (sign-in events); or ``"Failure"`` as a value in
+        ``responseElements`` (``{"ConsoleLogin": "Failure"}``, ``{"PasswordUpdated": "Failure"}``)."""
+        if self.error_code:
+            return self.error_code
+        if self.error_message:
+            return self.error_message
+        for key, value in self.response_elements.items():
+            if isinstance(value, str) and value.strip().lower() == "failure":
+                return f"{key}: Failure"
+        return None
 
     @property
     def succeeded(self) -> bool:
-        return not self.error_code
+        return self.failure is None
+
+    @property
+    def is_sign_in(self) -> bool:
+        """A console sign-in step (ConsoleLogin, PasswordUpdated, ExternalIdPDirectoryLogin, …)."""
+        return self.event_source == "signin.amazonaws.com" or self.event_type == "AwsConsoleSignIn"
 
     @property
     def principal_arn(self) -> str | None:
@@ -151,17 +173,84 @@ class CloudTrailEvent(BaseModel):
         """ "Success" / "Failure" for ConsoleLogin events, else None."""
         if self.event_name != "ConsoleLogin":
             return None
-        result = (self.response_elements or {}).get("ConsoleLogin")
-        if result:
-            return str(result)
-        return "Failure" if self.error_code or self.error_message else "Success"
+        return "Success" if self.succeeded else "Failure"
 
 
-def _from_detail(detail: dict[str, Any], *, account: str | None, region: str | None) -> CloudTrailEvent:
+_EVENT_TIME = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(?:[.,](\d+))?\s*(Z|UTC|[+-]\d{2}:?\d{2})?",
+    re.I,
+)
+
+
+def parse_event_time(value: Any) -> datetime | None:
+    """A CloudTrail time in any shape seen in the wild → aware UTC, whole seconds; None if unreadable.
+
+    ``2026-11-29T12:00:00Z``, with a space instead of ``T``, with milli/micro/nanoseconds, with an
+    offset or none (UTC), or epoch seconds/milliseconds (LookupEvents, SQS ``SentTimestamp``).
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is UTC and not value.microsecond:
+            return value
+        moment = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value) / 1000 if value > 10**11 else float(value)
+        try:
+            moment = datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return parse_event_time(int(text))
+        match = _EVENT_TIME.fullmatch(text)
+        if not match:
+            return None
+        day, clock, _fraction, zone = match.groups()
+        if clock.count(":") == 1:
+            clock += ":00"
+        zone = "+00:00" if not zone or zone.upper() in ("Z", "UTC") else zone
+        if len(zone) == 5:  # +0100
+            zone = f"{zone[:3]}:{zone[3:]}"
+        try:
+            moment = datetime.fromisoformat(f"{day}T{clock}{zone}")
+        except ValueError:
+            return None
+    else:
+        return None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def derived_event_id(detail: dict[str, Any]) -> str:
+    """A stable id for a record that lacks ``eventID``: the same content always gives the same id,
+    so a redelivery is still recognised (and two different records never share one)."""
+    canonical = json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
+    return "derived-" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
+
+
+def _from_detail(
+    detail: dict[str, Any],
+    *,
+    account: str | None,
+    region: str | None,
+    fallback_times: Iterable[Any] = (),
+) -> CloudTrailEvent:
+    """``fallback_times`` (the envelope's time, the delivery time) stand in, in order, for a
+    missing or unreadable ``eventTime``: such a record is still an event, never a poison message."""
     data = dict(detail)
+    if not isinstance(data.get("eventID"), str) or not data["eventID"].strip():
+        data["eventID"] = derived_event_id(detail)
+    moment = parse_event_time(data.get("eventTime"))
+    if moment is None:
+        moment = next((t for t in map(parse_event_time, fallback_times) if t is not None), None)
+        if moment is None:
+            raise EventParseError("not a CloudTrail record (no readable eventTime and no delivery time)")
+    data["eventTime"] = moment  # parsed once: the model's validator takes a datetime as it is
     # Delivered EventBridge envelopes may lack `account`; the record's own recipientAccountId wins.
     if not data.get("recipientAccountId"):
-        data["recipientAccountId"] = account or (data.get("userIdentity") or {}).get("accountId") or ""
+        identity = data.get("userIdentity")
+        identity_account = identity.get("accountId") if isinstance(identity, dict) else None
+        data["recipientAccountId"] = account or identity_account or ""
     if not data.get("awsRegion") and region:
         data["awsRegion"] = region
     try:
@@ -192,9 +281,13 @@ def _from_access_analyzer(envelope: dict[str, Any]) -> CloudTrailEvent:
     )
 
 
-def parse_eventbridge(body: str | bytes | dict[str, Any]) -> CloudTrailEvent | None:
+def parse_eventbridge(
+    body: str | bytes | dict[str, Any], *, delivered_at: Any = None
+) -> CloudTrailEvent | None:
     """An EventBridge envelope (an SQS message body) → event; None for event types we do not watch.
 
+    A record without ``eventID`` gets a content-derived id; one without a readable ``eventTime``
+    takes the envelope's ``time``, else ``delivered_at`` (SQS ``SentTimestamp``).
     Raises EventParseError for anything unreadable (a poison message).
     """
     if isinstance(body, bytes | str):
@@ -207,7 +300,10 @@ def parse_eventbridge(body: str | bytes | dict[str, Any]) -> CloudTrailEvent | N
     if not isinstance(envelope, dict) or not isinstance(envelope.get("detail"), dict):
         raise EventParseError("message is not an EventBridge event (no detail object)")
     detail_type = envelope.get("detail-type", "")
-    if envelope.get("source") == "aws.access-analyzer" or detail_type == "Access Analyzer Finding":
+    if detail_type == "Access Analyzer Finding" or (
+        envelope.get("source") == "aws.access-analyzer" and not detail_type.endswith("via CloudTrail")
+    ):
+        # Access Analyzer's own events; its API calls (DeleteAnalyzer) come as CloudTrail records.
         if detail_type != "Access Analyzer Finding":
             return None
         try:
@@ -216,7 +312,12 @@ def parse_eventbridge(body: str | bytes | dict[str, Any]) -> CloudTrailEvent | N
             raise EventParseError(f"unreadable Access Analyzer finding ({exc.errors()[0]['msg']})") from None
     if "eventID" not in envelope["detail"] and "eventName" not in envelope["detail"]:
         return None  # some other AWS event routed to the queue: nothing to alert on
-    return _from_detail(envelope["detail"], account=envelope.get("account"), region=envelope.get("region"))
+    return _from_detail(
+        envelope["detail"],
+        account=envelope.get("account"),
+        region=envelope.get("region"),
+        fallback_times=(envelope.get("time"), delivered_at),
+    )
 
 
 def parse_lookup(record: dict[str, Any]) -> CloudTrailEvent:
@@ -228,9 +329,10 @@ def parse_lookup(record: dict[str, Any]) -> CloudTrailEvent:
         raise EventParseError("LookupEvents record with unreadable CloudTrailEvent") from None
     if not isinstance(detail, dict):
         raise EventParseError("LookupEvents record without CloudTrailEvent")
-    detail.setdefault("eventID", record.get("EventId"))
+    if not detail.get("eventID") and record.get("EventId"):
+        detail["eventID"] = record["EventId"]
     detail.setdefault("eventName", record.get("EventName"))
-    return _from_detail(detail, account=None, region=None)
+    return _from_detail(detail, account=None, region=None, fallback_times=(record.get("EventTime"),))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,6 +349,16 @@ ACCESS_KEY_CREATED_FOR_OTHER_USER = "ACCESS_KEY_CREATED_FOR_OTHER_USER"
 MFA_DEACTIVATED = "MFA_DEACTIVATED"
 CLOUDTRAIL_TAMPERING = "CLOUDTRAIL_TAMPERING"
 ACCESS_ANALYZER_FINDING = "ACCESS_ANALYZER_FINDING"
+CLOUDTRAIL_SELECTORS_CHANGED = "CLOUDTRAIL_SELECTORS_CHANGED"
+UNAUTHORIZED_API_CALLS = "UNAUTHORIZED_API_CALLS"
+CONSOLE_SIGNIN_TOKEN = "CONSOLE_SIGNIN_TOKEN"
+LOGIN_PROFILE_FOR_OTHER_USER = "LOGIN_PROFILE_FOR_OTHER_USER"
+ROLE_TRUST_OPENED = "ROLE_TRUST_OPENED"
+KEY_QUARANTINED = "KEY_QUARANTINED"
+IAM_PRINCIPAL_CREATED = "IAM_PRINCIPAL_CREATED"
+SAML_PROVIDER_CHANGE = "SAML_PROVIDER_CHANGE"
+LEAVE_ORGANIZATION = "LEAVE_ORGANIZATION"
+SECURITY_SERVICE_DISABLED = "SECURITY_SERVICE_DISABLED"
 
 
 @dataclass(frozen=True)
@@ -344,8 +456,16 @@ RULES: dict[str, Rule] = {
             "CloudTrail tampering",
             Severity.CRITICAL,
             timedelta(hours=1),
-            "StopLogging, DeleteTrail, UpdateTrail or PutEventSelectors succeeded.",
+            "StopLogging, DeleteTrail or UpdateTrail succeeded, or PutEventSelectors dropped or "
+            "narrowed the management events a trail logs.",
             cis=("4.5",),
+        ),
+        Rule(
+            CLOUDTRAIL_SELECTORS_CHANGED,
+            "CloudTrail event selectors changed",
+            Severity.MEDIUM,
+            timedelta(hours=1),
+            "PutEventSelectors changed what a trail logs but it still logs every management event.",
         ),
         Rule(
             ACCESS_ANALYZER_FINDING,
@@ -353,6 +473,78 @@ RULES: dict[str, Rule] = {
             Severity.HIGH,
             timedelta(hours=24),
             "IAM Access Analyzer reported a new active finding: a resource is reachable from outside.",
+        ),
+        Rule(
+            UNAUTHORIZED_API_CALLS,
+            "Unauthorized API calls",
+            Severity.MEDIUM,
+            timedelta(hours=1),
+            "At least `threshold` AccessDenied/UnauthorizedOperation errors for one principal within "
+            "`window` (someone probing with stolen credentials), with the most denied actions.",
+            threshold=10,
+            window=timedelta(minutes=10),
+            cis=("4.1",),
+        ),
+        Rule(
+            CONSOLE_SIGNIN_TOKEN,
+            "Console session made from API credentials",
+            Severity.HIGH,
+            timedelta(hours=1),
+            "GetSigninToken turned CLI credentials into a console session (bypasses MFA); sessions "
+            "this bot issued (recorded JIT grants) excluded.",
+        ),
+        Rule(
+            LOGIN_PROFILE_FOR_OTHER_USER,
+            "Console password set for another user",
+            Severity.HIGH,
+            timedelta(hours=1),
+            "CreateLoginProfile/UpdateLoginProfile for a different IAM user; medium when the user "
+            "must reset the password at first sign-in.",
+        ),
+        Rule(
+            ROLE_TRUST_OPENED,
+            "Role trust opened",
+            Severity.HIGH,
+            timedelta(hours=1),
+            "CreateRole/UpdateAssumeRolePolicy whose trust admits `*` (critical), an account outside "
+            "[[accounts]]/the organization without ExternalId or MFA, or drops such a condition.",
+        ),
+        Rule(
+            KEY_QUARANTINED,
+            "Access key quarantined by AWS",
+            Severity.CRITICAL,
+            timedelta(hours=24),
+            "AWS attached AWSCompromisedKeyQuarantine* to a user: it found the user's key exposed.",
+        ),
+        Rule(
+            IAM_PRINCIPAL_CREATED,
+            "IAM user or access key created",
+            Severity.LOW,
+            timedelta(hours=1),
+            "CreateUser, or CreateAccessKey for oneself, by a principal outside "
+            "[alerts] automation_principals.",
+        ),
+        Rule(
+            SAML_PROVIDER_CHANGE,
+            "Identity provider changed",
+            Severity.HIGH,
+            timedelta(hours=1),
+            "A SAML or OIDC identity provider was created, updated or deleted.",
+        ),
+        Rule(
+            LEAVE_ORGANIZATION,
+            "Account left the organization",
+            Severity.CRITICAL,
+            timedelta(hours=1),
+            "LeaveOrganization (or RemoveAccountFromOrganization): the account escapes the SCPs.",
+        ),
+        Rule(
+            SECURITY_SERVICE_DISABLED,
+            "Security service disabled",
+            Severity.CRITICAL,
+            timedelta(hours=1),
+            "GuardDuty detector deleted/disabled, Config recorder stopped/deleted, VPC flow logs "
+            "deleted, Security Hub disabled, or an Access Analyzer analyzer deleted.",
         ),
     )
 }
@@ -460,6 +652,22 @@ def m071_alert_post_claims(db: sqlite_utils.Database) -> None:
     db["alerts"].add_column("post_claimed_until", str)
 
 
+@migrations()
+def m072_alert_signal_details(db: sqlite_utils.Database) -> None:
+    # What a signal was about (the denied action for UNAUTHORIZED_API_CALLS' "top denied actions").
+    db["alert_signals"].add_column("detail", str)
+    # Covering indexes: per-subject counts (failures per user, denials per principal) and
+    # distinct-subject counts (password spray) read the index alone, never the table.
+    db["alert_signals"].create_index(["rule_id", "account_id", "subject", "at"])
+    db["alert_signals"].create_index(["rule_id", "account_id", "at", "subject"])
+    # The last trust policy seen in events per role, so a change that drops an ExternalId/MFA
+    # condition is recognised as one (the scan snapshot is the fallback).
+    db["alert_role_trusts"].create(
+        {"account_id": str, "role_name": str, "guarded": str, "at": str, "event_id": str},
+        pk=("account_id", "role_name"),
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Evaluation
 
@@ -473,6 +681,8 @@ class Candidate:
     title: str
     severity: Severity
     context: dict[str, Any] = field(default_factory=dict)
+    # Whose Slack member owns the alert when that is not the actor (the quarantined key's user).
+    owner_identity: UserIdentity | None = None
 
 
 @dataclass
@@ -526,6 +736,57 @@ MFA_EVENTS = frozenset({"DeactivateMFADevice", "DeleteVirtualMFADevice"})
 TRAIL_TAMPERING_EVENTS = frozenset({"StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors"})
 # Real CloudTrail hides user names that do not exist in the account behind this marker.
 HIDDEN_USER = "HIDDEN_DUE_TO_SECURITY_REASONS"
+# invokedBy values that mean "root itself, through the console", not an AWS service acting for it.
+_CONSOLE_INVOKER = re.compile(
+    r"(signin|console)\.amazonaws\.com|(.+\.)?console\.aws\.amazon\.com|aws internal", re.I
+)
+# additionalEventData keys that mark a federated (SAML/OIDC/IdP) sign-in, not an IAM user's password.
+_FEDERATED_MARKERS = ("samlproviderarn", "oidcproviderarn", "identityproviderarn", "webidfederation")
+DENIED_ERRORS = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Client.UnauthorizedOperation"}
+)
+LOGIN_PROFILE_EVENTS = frozenset({"CreateLoginProfile", "UpdateLoginProfile"})
+TRUST_EVENTS = frozenset({"CreateRole", "UpdateAssumeRolePolicy"})
+QUARANTINE_POLICY_PREFIX = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantine"
+IDENTITY_PROVIDER_EVENTS = frozenset(
+    {
+        "CreateSAMLProvider",
+        "UpdateSAMLProvider",
+        "DeleteSAMLProvider",
+        "CreateOpenIDConnectProvider",
+        "DeleteOpenIDConnectProvider",
+        "UpdateOpenIDConnectProviderThumbprint",
+        "AddClientIDToOpenIDConnectProvider",
+        "RemoveClientIDFromOpenIDConnectProvider",
+    }
+)
+LEAVE_ORGANIZATION_EVENTS = frozenset({"LeaveOrganization", "RemoveAccountFromOrganization"})
+# (eventSource, eventName) → what was switched off. UpdateDetector counts only with enable=false.
+SECURITY_SERVICE_EVENTS: dict[tuple[str, str], str] = {
+    ("guardduty.amazonaws.com", "DeleteDetector"): "GuardDuty detector deleted",
+    ("guardduty.amazonaws.com", "UpdateDetector"): "GuardDuty detector disabled",
+    ("config.amazonaws.com", "StopConfigurationRecorder"): "AWS Config recorder stopped",
+    ("config.amazonaws.com", "DeleteConfigurationRecorder"): "AWS Config recorder deleted",
+    ("config.amazonaws.com", "DeleteDeliveryChannel"): "AWS Config delivery channel deleted",
+    ("ec2.amazonaws.com", "DeleteFlowLogs"): "VPC flow logs deleted",
+    ("securityhub.amazonaws.com", "DisableSecurityHub"): "Security Hub disabled",
+    ("access-analyzer.amazonaws.com", "DeleteAnalyzer"): "IAM Access Analyzer analyzer deleted",
+}
+# Trust-policy condition keys that keep "who may assume" narrow.
+_TRUST_GUARDS = frozenset({"sts:externalid", "aws:multifactorauthpresent", "aws:multifactorauthage"})
+_TRUST_SCOPES = frozenset(
+    {
+        "aws:principalorgid",
+        "aws:principalorgpaths",
+        "aws:principalaccount",
+        "aws:principalarn",
+        "aws:sourceaccount",
+        "aws:sourcearn",
+        "aws:sourceorgid",
+    }
+)
+# Role session names and SourceIdentity values the access feature gives the sessions it issues.
+BOT_SESSION_PREFIX = "iamwarden-"
 
 
 def _name_of(arn_or_name: str) -> str:
@@ -580,15 +841,107 @@ def _actor(event: CloudTrailEvent) -> str:
 
 
 def _by_service(event: CloudTrailEvent) -> bool:
+    """An AWS service acting (for root or anyone). A console host in ``invokedBy`` is not a
+    service: that is the principal's own click (root creating its own access key in the console)."""
     ident = event.user_identity
-    return bool(ident.invoked_by) or event.event_type == "AwsServiceEvent" or ident.type == "AWSService"
+    if ident.invoked_by and not _CONSOLE_INVOKER.fullmatch(ident.invoked_by.strip()):
+        return True
+    return event.event_type == "AwsServiceEvent" or ident.type == "AWSService"
+
+
+def _federated_sign_in(event: CloudTrailEvent) -> bool:
+    keys = {k.lower() for k in event.additional_event_data}
+    if any(marker in key for key in keys for marker in _FEDERATED_MARKERS):
+        return True
+    context = event.user_identity.session_context
+    return event.user_identity.type in ("FederatedUser", "SAMLUser", "WebIdentityUser") or bool(
+        context and context.attributes.get("webIdFederationData")
+    )
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def selectors_drop_management_events(params: dict[str, Any]) -> str | None:
+    """Why a PutEventSelectors request drops or narrows management events, or None when the trail
+    still logs every management event (read and write, from every source)."""
+    basic = [s for s in _as_list(params.get("eventSelectors")) if isinstance(s, dict)]
+    advanced = [s for s in _as_list(params.get("advancedEventSelectors")) if isinstance(s, dict)]
+    if not basic and not advanced:
+        return "no event selectors: the trail logs no management events"
+    reasons: list[str] = []
+    full = False
+    for selector in basic:
+        if selector.get("includeManagementEvents") is False:
+            continue
+        rw = str(selector.get("readWriteType") or "All")
+        excluded = _as_list(selector.get("excludeManagementEventSources"))
+        if rw != "All":
+            reasons.append(f"management events reduced to {rw}")
+        elif excluded:
+            reasons.append(f"management events from {', '.join(map(str, excluded))} excluded")
+        else:
+            full = True
+    for selector in advanced:
+        fields = [f for f in _as_list(selector.get("fieldSelectors")) if isinstance(f, dict)]
+        category = next((f for f in fields if f.get("field") == "eventCategory"), None)
+        if not category or "Management" not in _as_list(category.get("equals")):
+            continue
+        others = [f for f in fields if f is not category]
+        if others:
+            names = ", ".join(sorted({str(f.get("field")) for f in others}))
+            reasons.append(f"management events filtered by {names}")
+        else:
+            full = True
+    if full:
+        return None
+    return "; ".join(reasons) or "management events excluded"
+
+
+def _session_names(event: CloudTrailEvent) -> list[str]:
+    ident = event.user_identity
+    return [n for n in (ident.session_name, ident.source_identity) if n]
+
+
+class _EffectiveRules(dict):
+    """Rule id → the rule with this config's overrides, computed on first use (most events touch
+    two or three rules; building all twenty per event costs more than evaluating them)."""
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+
+    def __missing__(self, rule_id: str) -> Rule:
+        rule = self[rule_id] = effective_rule(RULES[rule_id], self.config)
+        return rule
+
+
+# Tables other features own that some rules read (access_grants, snapshots). Migrations create
+# every table at start-up, so a table seen once stays; only "present" is remembered.
+_TABLES_SEEN: set[tuple[int, str]] = set()
+
+
+def _has_table(db: sqlite_utils.Database, name: str) -> bool:
+    key = (id(db.conn), name)
+    if key in _TABLES_SEEN:
+        return True
+    present = (
+        db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]).fetchone()
+        is not None
+    )
+    if present:
+        _TABLES_SEEN.add(key)
+    return present
 
 
 class _Evaluator:
     def __init__(self, config: Config, db: sqlite_utils.Database):
         self.config = config
         self.db = db
-        self.rules = {r.id: r for r in rule_catalog(config)}
+        self.rules = _EffectiveRules(config)
 
     def run(self, event: CloudTrailEvent) -> list[Candidate]:
         found: list[Candidate] = []
@@ -601,17 +954,30 @@ class _Evaluator:
             self.mfa_deactivated,
             self.trail_tampering,
             self.access_analyzer,
+            self.unauthorized_calls,
+            self.console_signin_token,
+            self.login_profile_for_other,
+            self.role_trust_opened,
+            self.key_quarantined,
+            self.principal_created,
+            self.identity_provider_change,
+            self.leave_organization,
+            self.security_service_disabled,
         ):
             found += check(event)
         # One alert per event: the most specific rule wins over the generic policy-change rule.
-        if any(c.rule.id == ADMIN_POLICY_ATTACHED for c in found):
+        if any(c.rule.id in _MORE_SPECIFIC_THAN_POLICY_CHANGE for c in found):
             found = [c for c in found if c.rule.id != IAM_POLICY_CHANGE]
         return [c for c in found if c.rule.enabled]
+
+    def enabled(self, rule_id: str) -> bool:
+        return self.rules[rule_id].enabled
 
     def candidate(self, rule_id: str, key: str, title: str, **context: Any) -> Candidate:
         rule = self.rules[rule_id]
         severity = context.pop("severity", None) or rule.severity
-        return Candidate(rule, f"{rule_id}|{key}", title, severity, context)
+        owner_identity = context.pop("owner_identity", None)
+        return Candidate(rule, f"{rule_id}|{key}", title, severity, context, owner_identity)
 
     # -- rules ----------------------------------------------------------------------------
 
@@ -620,15 +986,16 @@ class _Evaluator:
             return []
         acct = e.account_id
         login = e.console_login_result
-        if login == "Failure":
-            return [
-                self.candidate(
-                    ROOT_LOGIN_FAILED,
-                    acct,
-                    "Failed console sign-in as the root user",
-                    reason=e.error_message or "",
-                )
-            ]
+        if e.is_sign_in and not e.succeeded:
+            # ConsoleLogin, PasswordUpdated, ExternalIdPDirectoryLogin, CredentialVerification…:
+            # a failed step of signing in as root, whichever way CloudTrail wrote the failure.
+            if e.event_name == "ConsoleLogin":
+                title = "Failed console sign-in as the root user"
+            elif e.event_name == "PasswordUpdated":
+                title = "Failed root password change"
+            else:
+                title = f"Failed root sign-in ({e.event_name})"
+            return [self.candidate(ROOT_LOGIN_FAILED, acct, title, reason=e.failure or "")]
         if login == "Success":
             mfa = str(e.additional_event_data.get("MFAUsed", "")).lower() == "yes"
             return [
@@ -639,8 +1006,10 @@ class _Evaluator:
                     mfa_used="yes" if mfa else "no",
                 )
             ]
-        if not e.succeeded and e.event_name != "ConsoleLogin":
-            title = f"Root user tried {e.action} ({e.error_code})"
+        if not e.succeeded:
+            title = f"Root user tried {e.action} ({e.error_code or 'failed'})"
+        elif e.event_name == "CreateAccessKey" and not e.request_parameters.get("userName"):
+            title = "Root user created an access key for itself"
         else:
             title = f"Root user called {e.action}"
         return [self.candidate(ROOT_ACTIVITY, acct, title)]
@@ -676,24 +1045,30 @@ class _Evaluator:
             best = max(best, int(count))
         return best
 
+    def signal(self, rule_id: str, e: CloudTrailEvent, subject: str, detail: str | None = None) -> None:
+        """Record what a windowed rule counts, at the event's own time."""
+        self.db.execute(
+            "INSERT INTO alert_signals (rule_id, account_id, subject, at, event_id, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [rule_id, e.account_id, subject, iso(e.event_time), e.event_id, detail],
+        )
+
     def console_failures(self, e: CloudTrailEvent) -> list[Candidate]:
-        if e.console_login_result != "Failure" or e.user_identity.type == "Root":
+        if e.console_login_result != "Failure":
             return []
-        user = e.user_identity.user_name or e.user_identity.arn or HIDDEN_USER
+        root = e.user_identity.type == "Root"
+        user = "root" if root else e.user_identity.user_name or e.user_identity.arn or HIDDEN_USER
         found: list[Candidate] = []
-        for rule_id in (CONSOLE_LOGIN_FAILURES, PASSWORD_SPRAY):
-            self.db["alert_signals"].insert(
-                {
-                    "rule_id": rule_id,
-                    "account_id": e.account_id,
-                    "subject": user,
-                    "at": iso(e.event_time),
-                    "event_id": e.event_id,
-                }
-            )
+        # Root's failures are ROOT_LOGIN_FAILED on their own; they also make one more user sprayed.
+        for rule_id in (PASSWORD_SPRAY,) if root else (CONSOLE_LOGIN_FAILURES, PASSWORD_SPRAY):
+            self.signal(rule_id, e, user)
         per_user = self.rules[CONSOLE_LOGIN_FAILURES]
-        n = self._window_count(per_user, e.account_id, e.event_time, distinct=False, subject=user)
-        if n >= (per_user.threshold or 1):
+        n = (
+            0
+            if root
+            else self._window_count(per_user, e.account_id, e.event_time, distinct=False, subject=user)
+        )
+        if not root and n >= (per_user.threshold or 1):
             found.append(
                 self.candidate(
                     CONSOLE_LOGIN_FAILURES,
@@ -719,8 +1094,8 @@ class _Evaluator:
     def console_no_mfa(self, e: CloudTrailEvent) -> list[Candidate]:
         if e.console_login_result != "Success" or e.user_identity.type != "IAMUser":
             return []
-        if str(e.additional_event_data.get("MFAUsed", "")).lower() != "no":
-            return []
+        if str(e.additional_event_data.get("MFAUsed", "")).lower() != "no" or _federated_sign_in(e):
+            return []  # federated sign-ins: the identity provider, not IAM, decides on MFA
         user = e.user_identity.user_name or _actor(e)
         return [
             self.candidate(
@@ -818,6 +1193,27 @@ class _Evaluator:
         trail = _name_of(
             str(e.request_parameters.get("name") or e.request_parameters.get("trailName") or "?")
         )
+        if e.event_name == "PutEventSelectors":
+            narrowed = selectors_drop_management_events(e.request_parameters)
+            if narrowed is None:
+                return [
+                    self.candidate(
+                        CLOUDTRAIL_SELECTORS_CHANGED,
+                        f"{e.account_id}|{trail}",
+                        f"{_actor(e)} changed the event selectors of trail {trail} "
+                        "(management events still logged)",
+                        target=f"trail {trail}",
+                    )
+                ]
+            return [
+                self.candidate(
+                    CLOUDTRAIL_TAMPERING,
+                    f"{e.account_id}|{trail}|{e.event_name}",
+                    f"{_actor(e)} called {e.event_name} on trail {trail}: {narrowed}",
+                    target=f"trail {trail}",
+                    change=narrowed,
+                )
+            ]
         return [
             self.candidate(
                 CLOUDTRAIL_TAMPERING,
@@ -851,6 +1247,386 @@ class _Evaluator:
             )
         ]
 
+    # -- probing, sessions, persistence ---------------------------------------------------
+
+    def unauthorized_calls(self, e: CloudTrailEvent) -> list[Candidate]:
+        if e.error_code not in DENIED_ERRORS or _by_service(e) or e.kind != "cloudtrail":
+            return []
+        rule = self.rules[UNAUTHORIZED_API_CALLS]
+        who = e.principal_arn or _actor(e)
+        self.signal(UNAUTHORIZED_API_CALLS, e, who, e.action)
+        n = self._window_count(rule, e.account_id, e.event_time, distinct=False, subject=who)
+        if n < (rule.threshold or 1):
+            return []
+        window = rule.window or timedelta(0)
+        top = self.db.execute(
+            "SELECT detail, COUNT(*) AS n FROM alert_signals WHERE rule_id = ? AND account_id = ? "
+            "AND subject = ? AND at > ? AND at <= ? GROUP BY detail ORDER BY n DESC, detail LIMIT 5",
+            [UNAUTHORIZED_API_CALLS, e.account_id, who, iso(e.event_time - window), iso(e.event_time)],
+        ).fetchall()
+        return [
+            self.candidate(
+                UNAUTHORIZED_API_CALLS,
+                f"{e.account_id}|{who}",
+                f"{_actor(e)} was denied {n} API calls within {human_duration(rule.window)}",
+                denied_calls=n,
+                top_denied_actions=", ".join(f"{action} ×{count}" for action, count in top),
+            )
+        ]
+
+    def _bot_issued_session(self, e: CloudTrailEvent) -> bool:
+        """A session the access feature issued: its name carries the bot's prefix AND the grant is
+        recorded (a name alone is attacker-chosen and proves nothing)."""
+        names = _session_names(e)
+        if not any(n.startswith(BOT_SESSION_PREFIX) for n in names):
+            return False
+        if not _has_table(self.db, "access_grants"):
+            return False
+        marks = ",".join("?" * len(names))
+        row = self.db.execute(
+            f"SELECT 1 FROM access_grants WHERE session_name IN ({marks}) LIMIT 1",  # noqa: S608
+            names,
+        ).fetchone()
+        return row is not None
+
+    def console_signin_token(self, e: CloudTrailEvent) -> list[Candidate]:
+        if e.event_name != "GetSigninToken" or not e.succeeded or not e.is_sign_in:
+            return []
+        if self._bot_issued_session(e):
+            return []
+        claims = any(n.startswith(BOT_SESSION_PREFIX) for n in _session_names(e))
+        return [
+            self.candidate(
+                CONSOLE_SIGNIN_TOKEN,
+                f"{e.account_id}|{e.principal_arn or _actor(e)}",
+                f"{_actor(e)} turned API credentials into a console session (GetSigninToken)",
+                note="named like an iamwarden session, but no such grant is recorded" if claims else None,
+            )
+        ]
+
+    def login_profile_for_other(self, e: CloudTrailEvent) -> list[Candidate]:
+        if (
+            e.event_name not in LOGIN_PROFILE_EVENTS
+            or not e.succeeded
+            or e.event_source != "iam.amazonaws.com"
+        ):
+            return []
+        target = e.request_parameters.get("userName")
+        ident = e.user_identity
+        if not target or (ident.type == "IAMUser" and ident.user_name == target):
+            return []  # one's own password
+        reset = str(e.request_parameters.get("passwordResetRequired", "")).lower() == "true"
+        verb = (
+            "created a console password for"
+            if e.event_name == "CreateLoginProfile"
+            else "changed the console password of"
+        )
+        return [
+            self.candidate(
+                LOGIN_PROFILE_FOR_OTHER_USER,
+                f"{e.account_id}|{_actor(e)}|{target}",
+                f"{_actor(e)} {verb} {target}" + ("" if reset else " (no reset required)"),
+                target=f"user {target}",
+                password_reset_required="yes" if reset else "no",
+                severity=Severity.MEDIUM if reset else None,
+            )
+        ]
+
+    def _our_accounts(self, e: CloudTrailEvent) -> set[str]:
+        ours = {e.account_id} | {a.id for a in self.config.accounts}
+        if _has_table(self.db, "snapshots"):
+            ours |= {r[0] for r in self.db.execute("SELECT DISTINCT account_id FROM snapshots") if r[0]}
+        return ours
+
+    def _previous_guards(self, account: str, role: str, at: datetime) -> set[str] | None:
+        """Principals the role's previous trust policy guarded with ExternalId/MFA: from the last
+        trust change seen in events, else from the latest scan snapshot; None when unknown."""
+        row = self.db.execute(
+            "SELECT guarded, at FROM alert_role_trusts WHERE account_id = ? AND role_name = ?",
+            [account, role],
+        ).fetchone()
+        if row and row[1] < iso(at):
+            return set(json.loads(row[0]))
+        if not _has_table(self.db, "snapshots"):
+            return None
+        try:
+            doc = self.db.execute(
+                "SELECT json_extract(j.value, '$.AssumeRolePolicyDocument') FROM snapshots s, "
+                "json_each(s.inventory, '$.roles') j WHERE s.account_id = ? AND s.status = 'ok' "
+                "AND s.scanned_at < ? AND json_extract(j.value, '$.RoleName') = ? "
+                "ORDER BY s.scanned_at DESC LIMIT 1",
+                [account, iso(at), role],
+            ).fetchone()
+        except Exception:  # an unreadable old snapshot must not lose the alert
+            return None
+        if not doc or not doc[0]:
+            return None
+        try:
+            return trust_summary(doc[0], role, ours=set()).guarded
+        except Exception:
+            return None
+
+    def role_trust_opened(self, e: CloudTrailEvent) -> list[Candidate]:
+        if e.event_name not in TRUST_EVENTS or not e.succeeded or e.event_source != "iam.amazonaws.com":
+            return []
+        params = e.request_parameters
+        role = str(params.get("roleName") or "?")
+        document = params.get(
+            "policyDocument" if e.event_name == "UpdateAssumeRolePolicy" else "assumeRolePolicyDocument"
+        )
+        if not document:
+            return []
+        key = f"{e.account_id}|{role}"
+        try:
+            trust = trust_summary(document, role, ours=self._our_accounts(e))
+        except Exception as exc:  # never a silent pass: say we could not read it
+            return [
+                self.candidate(
+                    ROLE_TRUST_OPENED,
+                    key,
+                    f"{_actor(e)} set a trust policy on role {role} that could not be read",
+                    target=f"role {role}",
+                    reason=str(exc)[:300],
+                )
+            ]
+        previous = self._previous_guards(e.account_id, role, e.event_time)
+        self.db.execute(
+            "INSERT INTO alert_role_trusts (account_id, role_name, guarded, at, event_id) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (account_id, role_name) DO UPDATE SET guarded = excluded.guarded, at = excluded.at, "
+            "event_id = excluded.event_id WHERE excluded.at >= alert_role_trusts.at",
+            [e.account_id, role, json.dumps(sorted(trust.guarded)), iso(e.event_time), e.event_id],
+        )
+        dropped = sorted((previous or set()) & trust.unguarded)
+        if trust.public:
+            return [
+                self.candidate(
+                    ROLE_TRUST_OPENED,
+                    key,
+                    f"{_actor(e)} let anyone (`*`) assume role {role}",
+                    target=f"role {role}",
+                    severity=Severity.CRITICAL,
+                )
+            ]
+        if trust.outside or dropped:
+            what = []
+            if trust.outside:
+                what.append(f"account {', '.join(trust.outside)} (no ExternalId or MFA condition)")
+            if dropped:
+                what.append(f"{', '.join(dropped)} without the ExternalId/MFA condition it had")
+            return [
+                self.candidate(
+                    ROLE_TRUST_OPENED,
+                    key,
+                    f"{_actor(e)} let {' and '.join(what)} assume role {role}",
+                    target=f"role {role}",
+                    outside_accounts=", ".join(trust.outside) or None,
+                    dropped_condition_for=", ".join(dropped) or None,
+                )
+            ]
+        return []
+
+    def key_quarantined(self, e: CloudTrailEvent) -> list[Candidate]:
+        if e.event_name != "AttachUserPolicy" or not e.succeeded or e.event_source != "iam.amazonaws.com":
+            return []
+        policy = str(e.request_parameters.get("policyArn") or "")
+        user = e.request_parameters.get("userName")
+        if not policy.startswith(QUARANTINE_POLICY_PREFIX) or not user:
+            return []
+        user_arn = f"arn:aws:iam::{e.account_id}:user/{user}"
+        return [
+            self.candidate(
+                KEY_QUARANTINED,
+                f"{e.account_id}|{user}",
+                f"AWS quarantined {user}'s access key: it found the key exposed",
+                target=f"user {user}",
+                user=str(user),
+                user_arn=user_arn,
+                policy=_name_of(policy),
+                owner_identity=UserIdentity(
+                    type="IAMUser", arn=user_arn, user_name=str(user), account_id=e.account_id
+                ),
+            )
+        ]
+
+    def _automation(self, e: CloudTrailEvent) -> bool:
+        from bot.policy import arn_matches
+
+        ident = e.user_identity
+        arns = [ident.arn]
+        if ident.session_context and ident.session_context.session_issuer:
+            arns.append(ident.session_context.session_issuer.arn)
+        patterns = self.config.alerts.automation_principals
+        return any(arn and arn_matches(p, arn) for p in patterns for arn in arns)
+
+    def principal_created(self, e: CloudTrailEvent) -> list[Candidate]:
+        # Root's calls are ROOT_ACTIVITY (critical) already; one alert says it.
+        if e.event_source != "iam.amazonaws.com" or not e.succeeded or e.user_identity.type == "Root":
+            return []
+        if e.event_name == "CreateUser":
+            target = str(e.request_parameters.get("userName") or "?")
+            title = f"{_actor(e)} created IAM user {target}"
+        elif e.event_name == "CreateAccessKey":
+            ident = e.user_identity
+            target = e.request_parameters.get("userName")
+            if target and not (ident.type == "IAMUser" and ident.user_name == target):
+                return []  # another user's key is ACCESS_KEY_CREATED_FOR_OTHER_USER
+            target = ident.user_name or _actor(e)
+            title = f"{_actor(e)} created an access key for itself"
+        else:
+            return []
+        if self._automation(e):
+            return []
+        key_id = ((e.response_elements or {}).get("accessKey") or {}).get("accessKeyId")
+        return [
+            self.candidate(
+                IAM_PRINCIPAL_CREATED,
+                f"{e.account_id}|{e.event_name}|{target}",
+                title,
+                target=f"user {target}",
+                access_key_id=key_id,
+            )
+        ]
+
+    def identity_provider_change(self, e: CloudTrailEvent) -> list[Candidate]:
+        if (
+            e.event_name not in IDENTITY_PROVIDER_EVENTS
+            or not e.succeeded
+            or e.event_source != "iam.amazonaws.com"
+        ):
+            return []
+        params = e.request_parameters
+        provider = (
+            params.get("sAMLProviderArn")
+            or params.get("samlProviderArn")
+            or params.get("openIDConnectProviderArn")
+            or params.get("name")
+            or params.get("url")
+            or ((e.response_elements or {}).get("sAMLProviderArn"))
+            or ((e.response_elements or {}).get("openIDConnectProviderArn"))
+            or "?"
+        )
+        name = _name_of(str(provider)) if str(provider).startswith("arn:") else str(provider)
+        return [
+            self.candidate(
+                SAML_PROVIDER_CHANGE,
+                f"{e.account_id}|{name}",
+                f"{_actor(e)} called {e.event_name} on identity provider {name}",
+                target=f"identity provider {name}",
+            )
+        ]
+
+    def leave_organization(self, e: CloudTrailEvent) -> list[Candidate]:
+        if (
+            e.event_name not in LEAVE_ORGANIZATION_EVENTS
+            or not e.succeeded
+            or e.event_source != "organizations.amazonaws.com"
+        ):
+            return []
+        leaving = str(e.request_parameters.get("accountId") or e.account_id)
+        return [
+            self.candidate(
+                LEAVE_ORGANIZATION,
+                leaving,
+                f"{_actor(e)} took account {leaving} out of the organization ({e.event_name})",
+                target=f"account {leaving}",
+            )
+        ]
+
+    def security_service_disabled(self, e: CloudTrailEvent) -> list[Candidate]:
+        what = SECURITY_SERVICE_EVENTS.get((e.event_source, e.event_name))
+        if what is None or not e.succeeded:
+            return []
+        params = e.request_parameters
+        if e.event_name == "UpdateDetector" and params.get("enable") is not False:
+            return []  # a settings change that keeps the detector on
+        resource = (
+            params.get("detectorId")
+            or params.get("configurationRecorderName")
+            or params.get("deliveryChannelName")
+            or ", ".join(_flow_log_ids(params))
+            or params.get("analyzerName")
+            or ""
+        )
+        return [
+            self.candidate(
+                SECURITY_SERVICE_DISABLED,
+                f"{e.account_id}|{e.aws_region}|{e.event_name}|{resource}",
+                f"{_actor(e)}: {what}"
+                + (f" ({resource})" if resource else "")
+                + f" in {e.aws_region or '?'}",
+                target=str(resource) or None,
+            )
+        ]
+
+
+def _flow_log_ids(value: Any) -> list[str]:
+    """``fl-…`` ids anywhere in DeleteFlowLogs' parameters (CloudTrail nests them in an EC2 query shape)."""
+    if isinstance(value, str):
+        return [value] if value.startswith("fl-") else []
+    if isinstance(value, dict):
+        return [i for v in value.values() for i in _flow_log_ids(v)]
+    if isinstance(value, list):
+        return [i for v in value for i in _flow_log_ids(v)]
+    return []
+
+
+_MORE_SPECIFIC_THAN_POLICY_CHANGE = frozenset({ADMIN_POLICY_ATTACHED, ROLE_TRUST_OPENED, KEY_QUARANTINED})
+
+
+@dataclass
+class TrustSummary:
+    """Who a role trust policy lets assume the role, as ROLE_TRUST_OPENED judges it."""
+
+    public: bool = False  # `*` (any AWS account) with no org/account/ARN scoping condition
+    outside: list[str] = field(default_factory=list)  # accounts not ours, unguarded
+    guarded: set[str] = field(default_factory=set)  # principals behind ExternalId/MFA
+    unguarded: set[str] = field(default_factory=set)  # principals with no such condition
+
+
+def _allows_assume(actions: tuple[str, ...] | None, not_actions: tuple[str, ...] | None) -> bool:
+    if not_actions is not None:
+        return True  # NotAction in a trust policy: assume it admits AssumeRole* (never fail open)
+    return any(
+        a.lower() in ("*", "sts:*", "sts:assume*") or a.lower().startswith("sts:assumerole")
+        for a in actions or ()
+    )
+
+
+def _principal_account(principal: str) -> str | None:
+    if principal.isdigit() and len(principal) == 12:
+        return principal
+    parts = principal.split(":")
+    return parts[4] if len(parts) > 4 and parts[0] == "arn" else None
+
+
+def trust_summary(document: Any, role: str, *, ours: set[str]) -> TrustSummary:
+    """Read a trust policy with the project's policy parser (``bot.policy``); raises
+    ``PolicyParseError`` on anything that is not policy grammar."""
+    from bot.policy import PolicySource, parse_policy
+
+    summary = TrustSummary()
+    for statement in parse_policy(document, PolicySource("trust", role)):
+        if statement.effect != "Allow" or not _allows_assume(statement.actions, statement.not_actions):
+            continue
+        keys = {k.lower() for block in statement.conditions.values() for k in block}
+        principal = statement.principal
+        if principal == "*":
+            principals = ["*"]
+        elif isinstance(principal, dict):
+            principals = [str(p) for p in _as_list(principal.get("AWS"))]
+        else:
+            principals = []
+        guarded = bool(keys & _TRUST_GUARDS)
+        for p in principals:
+            (summary.guarded if guarded else summary.unguarded).add(p)
+            account = "*" if p == "*" else _principal_account(p)
+            if account is not None and "*" in account:
+                if not keys & _TRUST_SCOPES:
+                    summary.public = True
+            elif account and account not in ours and not guarded and account not in summary.outside:
+                summary.outside.append(account)
+    return summary
+
 
 def human_duration(delta: timedelta | None) -> str:
     if not delta:
@@ -877,7 +1653,11 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 def owner_of(config: Config, store: Store, event: CloudTrailEvent) -> str | None:
     """The Slack member behind the event's principal: the identity map (explicit config wins, then
     the email tag), the session issuer's role for assumed roles, or an SSO-style email session name."""
-    ident = event.user_identity
+    return owner_of_identity(config, store, event.user_identity)
+
+
+def owner_of_identity(config: Config, store: Store, ident: UserIdentity) -> str | None:
+    """The Slack member behind one principal (see ``owner_of``)."""
     candidates = [ident.arn]
     if ident.session_context and ident.session_context.session_issuer:
         candidates.append(ident.session_context.session_issuer.arn)
@@ -961,7 +1741,6 @@ def ingest(
     if store.db.execute("SELECT 1 FROM alert_events WHERE event_id = ?", [event.event_id]).fetchone():
         result.duplicate = True
         return result
-    extra = enrich(config, store, event)
     with store.transaction() as db:
         claimed = db.execute(
             "INSERT OR IGNORE INTO alert_events (event_id, source, event_name, event_time, account_id, "
@@ -971,7 +1750,13 @@ def ingest(
         if not claimed:
             result.duplicate = True
             return result
-        for cand in _Evaluator(config, db).run(event):
+        candidates = _Evaluator(config, db).run(event)
+        # Who is behind the event matters only when something fired (most events raise nothing).
+        extra = enrich(config, store, event) if candidates else Enrichment()
+        for cand in candidates:
+            if cand.owner_identity is not None:
+                # The alert is about someone other than the actor (AWS quarantined their key).
+                extra = replace(extra, owner=owner_of_identity(config, store, cand.owner_identity))
             alert_id, created = _upsert_alert(db, cand, event, extra, now)
             result.alert_ids.append(alert_id)
             if created:

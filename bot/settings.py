@@ -187,6 +187,10 @@ class AlertsConfig(_Section):
     critical_policies: list[str] = Field(default_factory=list)
     # Managed policies that count as "admin" for ADMIN_POLICY_ATTACHED.
     admin_policies: list[str] = Field(default_factory=lambda: ["arn:aws:iam::aws:policy/AdministratorAccess"])
+    # ARN patterns (``*``/``?`` within segments) of the automation that creates IAM users and its
+    # own keys as routine (Terraform, SCIM): IAM_PRINCIPAL_CREATED stays quiet for them. Assumed
+    # roles match by their role ARN (``arn:aws:iam::123456789012:role/terraform``) too.
+    automation_principals: list[str] = Field(default_factory=list)
     # SQS long-poll wait (0-20 s) and how many receive batches one poll may take.
     sqs_wait_seconds: int = Field(default=20, ge=0, le=20)
     sqs_max_batches: int = Field(default=10, ge=1)

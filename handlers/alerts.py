@@ -42,6 +42,7 @@ from handlers.blocks import (
     truncate,
 )
 from handlers.commands import CommandIO, UserError, subcommand
+from handlers.digest import disable_access_button, run_disable_access
 from handlers.home import HOME_SECTIONS
 from handlers.ids import ActionId
 from handlers.models import BlockAction, SlashCommand
@@ -119,6 +120,16 @@ def alert_message(alert: Alert) -> Message:
                 ),
             )
         )
+    quarantined_user = quarantined_user_of(alert)
+    if quarantined_user:
+        buttons.append(
+            disable_access_button(
+                ActionId.ALERT_DISABLE_ACCESS,
+                str(alert.id),
+                user_name=quarantined_user,
+                account_id=alert.account_id,
+            )
+        )
     if buttons:
         blocks.append(actions(*buttons))
     where = f"account {alert.account_id}" + (f", {alert.region}" if alert.region else "")
@@ -126,6 +137,14 @@ def alert_message(alert: Alert) -> Message:
     if alert.count > 1:
         text += f" ×{alert.count}"
     return Message(text=text, blocks=blocks, ephemeral=False)
+
+
+def quarantined_user_of(alert: Alert) -> str | None:
+    """The IAM user whose exposed key AWS quarantined (KEY_QUARANTINED alerts), for Disable access."""
+    if alert.rule_id != alert_store.KEY_QUARANTINED:
+        return None
+    user = alert.context.get("user")
+    return str(user) if user else None
 
 
 def _status_lines(alert: Alert) -> list[str]:
@@ -490,6 +509,31 @@ def register(app: App, services: Services) -> None:
         else:
             alert_store.set_actor_dm(services.store, alert.id, posted["channel"], posted["ts"])
         deliver_alerts(services, client)
+
+    @app.action(ActionId.ALERT_DISABLE_ACCESS.value)
+    def on_disable_access(ack: Ack, body: dict, respond: Respond, client: WebClient) -> None:
+        """KEY_QUARANTINED's one click: the digest's Disable access flow on the quarantined user."""
+        ack()
+        action = BlockAction.from_body(body)
+        alert = load(action, respond)
+        if alert is None:
+            return
+        if not CommandIO(services=services, client=client).is_security_team(action.user.id):
+            _say_privately(respond, "Disable access is for the security team.")
+            return
+        user_name = quarantined_user_of(alert)
+        if not user_name:
+            _say_privately(respond, "This alert is not about a quarantined IAM user's key.")
+            return
+        run_disable_access(
+            services,
+            client,
+            action,
+            body,
+            account_id=alert.account_id,
+            user_name=user_name,
+            reason=f"alert {alert.id} {alert.rule_id}",
+        )
 
     def on_answer(confirmed: bool):  # noqa: ANN202 - returns a Bolt listener
         @ack_then(services)

@@ -17,7 +17,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
@@ -49,6 +49,9 @@ from handlers.blocks import (
 from handlers.commands import CommandIO
 from handlers.ids import ActionId, BlockId, CallbackId
 from handlers.models import BlockAction, ViewSubmission
+
+if TYPE_CHECKING:
+    from bot.offboarding import DisableResult
 
 log = logging.getLogger(__name__)
 
@@ -151,24 +154,34 @@ def finding_line(f: Finding, digest: Digest, *, with_account: bool = False) -> s
     return " ".join(parts)
 
 
+def disable_access_button(action_id: ActionId, value: str, *, user_name: str, account_id: str) -> dict:
+    """The Disable access button and its confirm dialog (digest findings and KEY_QUARANTINED alerts)."""
+    return button(
+        "Disable access",
+        action_id,
+        value,
+        style="danger",
+        confirm=confirm_dialog(
+            "Disable access?",
+            f"Deactivate every access key of IAM user {escape(user_name)} in "
+            f"{escape(account_id)} and delete its console password. Keys are kept (inactive) "
+            "so this can be undone.",
+            confirm="Disable access",
+        ),
+    )
+
+
 def finding_buttons(f: Finding, position: int = 0) -> dict:
     """The item's buttons; the block id carries the position so a duplicate finding cannot make two
     blocks share an id (Slack would refuse the whole message)."""
     elements = []
     if f.check_id in digests.OFFBOARDING_CHECKS and f.principal_arn and ":user/" in f.principal_arn:
         elements.append(
-            button(
-                "Disable access",
+            disable_access_button(
                 ActionId.DIGEST_DISABLE_ACCESS,
                 f.fingerprint,
-                style="danger",
-                confirm=confirm_dialog(
-                    "Disable access?",
-                    f"Deactivate every access key of IAM user {escape(f.principal_name or '')} in "
-                    f"{escape(f.account_id)} and delete its console password. Keys are kept (inactive) "
-                    "so this can be undone.",
-                    confirm="Disable access",
-                ),
+                user_name=f.principal_name or "",
+                account_id=f.account_id,
             )
         )
     elements.append(button("Notify owner", ActionId.DIGEST_NOTIFY_OWNER, f.fingerprint))
@@ -754,6 +767,51 @@ def _in_thread(
         log.warning("could not post in the digest thread: %s", exc.response.get("error"))
 
 
+def run_disable_access(
+    services: Services,
+    client: WebClient,
+    action: BlockAction,
+    body: dict,
+    *,
+    account_id: str,
+    user_name: str,
+    reason: str,
+) -> DisableResult | None:
+    """The confirmed Disable access click (after ack and the security-team check): deactivate the
+    user's keys and delete its password, say what changed in the clicked message's thread and to
+    the clicker. Returns bot.offboarding's DisableResult, or None when it failed (already told)."""
+    from bot.offboarding import OffboardingError, disable_access, factory_for_account
+
+    try:
+        result = disable_access(
+            factory_for_account(services, account_id),
+            services.store,
+            account_id=account_id,
+            user_name=user_name,
+            actor=action.user.id,
+            at=services.clock.now(),
+            reason=reason,
+        )
+    except OffboardingError as exc:
+        _tell(client, action, f"Disable access failed: {escape(exc)}")
+        _in_thread(
+            client, action, _thread_of(body), f"{mention(action.user.id)} tried Disable access: {escape(exc)}"
+        )
+        return None
+    except Exception as exc:  # AWS unreachable, role not assumable…
+        log.exception("disable access for %s failed", user_name)
+        _tell(
+            client,
+            action,
+            f"Disable access failed ({escape(type(exc).__name__)}); nothing is confirmed changed. It is logged.",
+        )
+        return None
+    text = f"{mention(action.user.id)} used Disable access. {escape(result.describe())}"
+    _in_thread(client, action, _thread_of(body), text)
+    _tell(client, action, escape(result.describe()))
+    return result
+
+
 def _finding(services: Services, client: WebClient, action: BlockAction) -> Finding | None:
     f = digests.finding_by_fingerprint(services.store, action.value) if action.value else None
     if f is None:
@@ -924,42 +982,18 @@ def register(app: App, services: Services) -> None:
                 f"{_principal(f)} is not an IAM user; Disable access only applies to IAM users.",
             )
             return
-        from bot.offboarding import OffboardingError, disable_access, factory_for_account
-
         now = services.clock.now()
-        user_name = f.principal_name or f.principal_arn.rsplit("/", 1)[-1]
-        try:
-            result = disable_access(
-                factory_for_account(services, f.account_id),
-                store,
-                account_id=f.account_id,
-                user_name=user_name,
-                actor=action.user.id,
-                at=now,
-                reason=f"{f.check_id} {f.fingerprint}",
-            )
-        except OffboardingError as exc:
-            _tell(client, action, f"Disable access failed: {escape(exc)}")
-            _in_thread(
-                client,
-                action,
-                _thread_of(body),
-                f"{mention(action.user.id)} tried Disable access: {escape(exc)}",
-            )
-            return
-        except Exception as exc:  # AWS unreachable, role not assumable…
-            log.exception("disable access for %s failed", user_name)
-            _tell(
-                client,
-                action,
-                f"Disable access failed ({escape(type(exc).__name__)}); nothing is confirmed changed. It is logged.",
-            )
-            return
-        if result.changed:
+        result = run_disable_access(
+            services,
+            client,
+            action,
+            body,
+            account_id=f.account_id,
+            user_name=f.principal_name or f.principal_arn.rsplit("/", 1)[-1],
+            reason=f"{f.check_id} {f.fingerprint}",
+        )
+        if result is not None and result.changed:
             digests.mark(store, f, kind="access_disabled", by=action.user.id, now=now, note=result.describe())
-        text = f"{mention(action.user.id)} used Disable access. {escape(result.describe())}"
-        _in_thread(client, action, _thread_of(body), text)
-        _tell(client, action, escape(result.describe()))
 
     @app.action(ActionId.NUDGE_FIXED.value)
     @ack_then(services)

@@ -37,6 +37,7 @@ class ActionId(StrEnum):
     ALERT_ASK_ACTOR = "alert_ask_actor"
     ALERT_ACTOR_YES = "alert_actor_yes"
     ALERT_ACTOR_NO = "alert_actor_no"
+    ALERT_DISABLE_ACCESS = "alert_disable_access"
 
 
 class CallbackId(StrEnum):

@@ -28,6 +28,46 @@ EVENT_PATTERN = {
         },
         {"detail-type": ["AWS API Call via CloudTrail"], "detail": {"userIdentity": {"type": ["Root"]}}},
         {"source": ["aws.access-analyzer"], "detail-type": ["Access Analyzer Finding"]},
+        {
+            "detail-type": ["AWS API Call via CloudTrail"],
+            "detail": {
+                "errorCode": [
+                    "AccessDenied",
+                    "AccessDeniedException",
+                    "UnauthorizedOperation",
+                    "Client.UnauthorizedOperation",
+                ]
+            },
+        },
+        {
+            "detail-type": ["AWS API Call via CloudTrail"],
+            "detail": {
+                "eventSource": ["organizations.amazonaws.com"],
+                "eventName": ["LeaveOrganization", "RemoveAccountFromOrganization"],
+            },
+        },
+        {
+            "detail-type": ["AWS API Call via CloudTrail"],
+            "detail": {
+                "eventSource": [
+                    "guardduty.amazonaws.com",
+                    "config.amazonaws.com",
+                    "ec2.amazonaws.com",
+                    "securityhub.amazonaws.com",
+                    "access-analyzer.amazonaws.com",
+                ],
+                "eventName": [
+                    "DeleteDetector",
+                    "UpdateDetector",
+                    "StopConfigurationRecorder",
+                    "DeleteConfigurationRecorder",
+                    "DeleteDeliveryChannel",
+                    "DeleteFlowLogs",
+                    "DisableSecurityHub",
+                    "DeleteAnalyzer",
+                ],
+            },
+        },
     ]
 }
 

@@ -9,7 +9,7 @@ import pytest
 
 from bot import alerts as alert_store
 from handlers.alerts import poll_alerts
-from tests.alerts_support import CHANNEL, Pipeline, access_analyzer, alerts_config, event, later
+from tests.alerts_support import CHANNEL, Pipeline, access_analyzer, alerts_config, event, fixture, later
 
 
 @pytest.fixture
@@ -187,13 +187,27 @@ def test_policy_change_on_a_jit_role_is_critical(warden, pipeline, clock):
 
 def test_set_default_policy_version_and_trust_policy_changes_alert(warden, pipeline, clock):
     t = clock.now()
-    messages = feed(
-        warden, pipeline, event("set_default_policy_version", t), event("update_assume_role_policy", t)
+    guarded = event(
+        "update_assume_role_policy",
+        t,
+        **{
+            "requestParameters.policyDocument": fixture("update_assume_role_policy_external_id")[
+                "requestParameters"
+            ]["policyDocument"]
+        },
     )
+    messages = feed(warden, pipeline, event("set_default_policy_version", t), guarded)
     assert rules_posted(messages) == ["IAM_POLICY_CHANGE", "IAM_POLICY_CHANGE"]
     text = "\n".join(message_text(m) for m in messages)
     assert "MEDIUM" in text and "SetDefaultPolicyVersion on policy deploy-boundary" in text
     assert "UpdateAssumeRolePolicy on role vendor-audit" in text
+
+
+def test_trust_opened_to_an_outside_account_is_the_specific_alert(warden, pipeline, clock):
+    messages = feed(warden, pipeline, event("update_assume_role_policy", clock.now()))
+    assert rules_posted(messages) == ["ROLE_TRUST_OPENED"]
+    text = message_text(messages[0])
+    assert "HIGH" in text and "account 999988887777 (no ExternalId or MFA condition)" in text
 
 
 def test_configured_critical_policy_makes_the_change_critical(make_bot, pipeline, clock):
@@ -231,8 +245,26 @@ def test_access_key_created_for_another_user(warden, pipeline, clock):
     assert "alice created an access key for bob" in text and "AKIAQ3EXAMPLENEWKEY1" in text
 
 
-def test_access_key_created_for_oneself_is_not_an_alert(warden, pipeline, clock):
-    assert feed(warden, pipeline, event("create_access_key_self", clock.now())) == []
+def test_access_key_created_for_oneself_is_a_low_notice(warden, pipeline, clock):
+    messages = feed(warden, pipeline, event("create_access_key_self", clock.now()))
+    assert rules_posted(messages) == ["IAM_PRINCIPAL_CREATED"]
+    assert "LOW" in message_text(messages[0]) and "alice created an access key for itself" in message_text(
+        messages[0]
+    )
+
+
+def test_automation_principals_create_keys_and_users_quietly(make_bot, pipeline, clock):
+    bot = make_bot(
+        alerts_config(
+            pipeline.queue_url,
+            automation_principals=[
+                "arn:aws:iam::*:user/alice",
+                "arn:aws:iam::*:role/aws-reserved/sso.amazonaws.com/AWSReserved*",
+            ],
+        )
+    )
+    t = clock.now()
+    assert feed(bot, pipeline, event("create_access_key_self", t), event("create_user_console", t)) == []
 
 
 def test_mfa_deactivated(warden, pipeline, clock):
