@@ -128,6 +128,46 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _policy_arguments(parser: argparse.ArgumentParser) -> None:
+    from bot.permissions import FEATURE_POLICIES
+
+    parser.add_argument(
+        "features",
+        nargs="*",
+        metavar="FEATURE",
+        help=f"one or more of {', '.join(FEATURE_POLICIES)} (default: what the config uses)",
+    )
+    parser.add_argument("--shipped", action="store_true", help="the policies/*.json files as shipped")
+    parser.add_argument("--cloudformation", action="store_true", help="the CloudFormation template")
+
+
+@command(
+    "policy",
+    "Print the bot's IAM policy documents this configuration needs (placeholders filled in).",
+    _policy_arguments,
+)
+def cmd_policy(args: argparse.Namespace) -> int:
+    from bot.permissions import FEATURE_POLICIES, cloudformation_json, enabled_features, render_policy
+
+    if args.cloudformation:
+        sys.stdout.write(cloudformation_json())
+        return EXIT_OK
+    unknown = [f for f in args.features if f not in FEATURE_POLICIES]
+    if unknown:
+        raise SettingsError(f"policy: unknown feature {unknown[0]!r}; known: {', '.join(FEATURE_POLICIES)}")
+    settings = _settings(args)
+    features = args.features or enabled_features(settings.config)
+    documents = {
+        FEATURE_POLICIES[f].file: (
+            FEATURE_POLICIES[f].document() if args.shipped else render_policy(f, settings.config)
+        )
+        for f in features
+    }
+    json.dump(documents, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     for module in CLI_MODULES:  # feature modules register their own CLI commands
         importlib.import_module(module)

@@ -29,6 +29,7 @@ from bot.checks.catalog import CheckContext, Owners, iter_checks
 from bot.cli import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, command
 from bot.findings import Finding, FindingStatus, Severity, save_snapshot, sort_findings
 from bot.inventory import CLIENT_LOCK, CollectError, Inventory, collect
+from bot.permissions import suppress_own_principal
 from bot.settings import AccountConfig, Config, SuppressionConfig
 from bot.store import iso
 
@@ -212,6 +213,17 @@ def _identity_map(services: Any, inventories: dict[str, Inventory]) -> Owners | 
         return None
 
 
+def _own_principal(aws: AwsFactory) -> list[str]:
+    """The bot's own ARN, so its findings are recognised as by design (none when unknown)."""
+    try:
+        return [aws.client("sts", counter=CallCounter()).get_caller_identity()["Arn"]]
+    except (ClientError, BotoCoreError) as exc:
+        log.warning(
+            "could not tell the bot's own principal: %s", describe_aws_error(exc, "GetCallerIdentity")
+        )
+        return []
+
+
 def scan_accounts(
     services: Any,
     *,
@@ -241,6 +253,7 @@ def scan_accounts(
             )
         )
     inventories = {inv["account_id"]: inv for _, inv, _, _ in collected if inv is not None}
+    own = _own_principal(services.aws) if inventories else []
     known_accounts = {t.account_id for t in targets if t.account_id} | set(inventories)
     owners = _identity_map(services, inventories)
     results: list[AccountScan] = []
@@ -265,6 +278,7 @@ def scan_accounts(
         if progress:
             progress(target.label, "checks")
         findings = run_checks(inventory, config, now=now, owners=owners, known_accounts=known_accounts)
+        findings = suppress_own_principal(findings, [*own, *([target.role_arn] if target.role_arn else [])])
         snapshot_id = save_snapshot(
             services.store,
             account_id=account_id,
