@@ -314,7 +314,7 @@ def summary_counts(findings: Iterable[Finding]) -> dict[str, int]:
 
 def summary_line(scan: AccountScan) -> str:
     if scan.error:
-        return f"{scan.name or scan.account_id}: could not be scanned: {scan.error}"
+        return f"{scan.name or scan.account_id or 'this account'}: could not be scanned: {scan.error}"
     c = summary_counts(scan.findings)
     parts = [f"{c[s.value]} {s.value}" for s in Severity if c[s.value]]
     tail = []
@@ -440,6 +440,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from bot.settings import load_settings
 
     settings = load_settings()
+    import boto3
+
+    # Checked before the database is opened: a scan that cannot start leaves nothing behind.
+    if boto3.session.Session(region_name=settings.aws_region).get_credentials() is None:
+        print(
+            "iamwarden: no AWS credentials found (environment, AWS_PROFILE, container or instance role);"
+            " nothing was scanned",
+            file=sys.stderr,
+        )
+        return EXIT_AWS
     services = Services.from_settings(settings)
     scans = scan_accounts(services, progress=_stderr_progress())
     scanned_at = services.clock.now()
@@ -452,7 +462,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         _write_table(scans, sys.stdout)
     for s in scans:
         if s.error:
-            print(f"iamwarden: {s.name or s.account_id or 'account'}: {s.error}", file=sys.stderr)
+            print(f"iamwarden: {s.name or s.account_id or 'this account'}: {s.error}", file=sys.stderr)
     if args.fail_on:
         threshold = Severity(args.fail_on)
         if any(
@@ -467,7 +477,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _checks_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
 
 @command(
@@ -480,6 +490,26 @@ def cmd_checks(args: argparse.Namespace) -> int:
     if args.format == "json":
         json.dump([c.describe() for c in checks], sys.stdout, indent=2)
         sys.stdout.write("\n")
+        return EXIT_OK
+    if args.format == "csv":
+        fields = [
+            "id",
+            "severity",
+            "cis",
+            "title",
+            "theme",
+            "needs",
+            "risk",
+            "remediation_console",
+            "remediation_cli",
+        ]
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields)
+        writer.writeheader()
+        for c in checks:
+            row = c.describe()
+            remediation = row.pop("remediation")
+            row.update(remediation_console=remediation["console"], remediation_cli=remediation["cli"])
+            writer.writerow({k: " ".join(v) if isinstance(v, list) else v for k, v in row.items()})
         return EXIT_OK
     width = max(len(c.id) for c in checks)
     sys.stdout.write(f"{'CHECK'.ljust(width)}  SEVERITY  CIS        TITLE\n")
