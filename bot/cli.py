@@ -137,8 +137,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from bot.store import Store
 
     now = datetime.now(UTC)
-    since = parse_instant(args.since, now=now, flag="--since") if args.since else None
-    until = parse_instant(args.until, now=now, flag="--until") if args.until else None
+    since = parse_instant(args.since, now=now, flag="--since") if args.since is not None else None
+    until = parse_instant(args.until, now=now, flag="--until") if args.until is not None else None
     settings = _settings(args)
     if not settings.db.exists():
         raise SettingsError(f"IAMWARDEN_DB: {settings.db} does not exist (no audit log to export)")
