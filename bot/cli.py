@@ -21,7 +21,7 @@ from bot.settings import Settings, SettingsError, load_settings
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_AWS = 0, 1, 2, 3
 
 # Modules that declare CLI commands with @command (scan, checks, digest live with their features).
-CLI_MODULES: tuple[str, ...] = ("handlers.digest", "bot.scan")
+CLI_MODULES: tuple[str, ...] = ("handlers.digest", "bot.scan", "handlers.readiness")
 
 # Subcommand name -> (help, add_arguments, handler). Feature modules may add entries via `command`.
 _COMMANDS: dict[

@@ -35,10 +35,9 @@ def _patch_moto() -> None:
 
     def determine_resource(self) -> str:  # noqa: ANN001
         if "RoleName" not in self.data and "UserName" in self.data:
-            try:
-                return self.backend.get_user(self.data["UserName"][0]).arn
-            except Exception:  # no such user: moto's default
-                return "*"
+            # AWS evaluates the user's ARN whether or not the user exists (a probe for a missing
+            # user answers NoSuchEntity only when the policy allows it).
+            return f"arn:aws:iam::{self.current_account}:user/{self.data['UserName'][0]}"
         return original_resource(self)
 
     IamResponse._determine_resource = determine_resource

@@ -537,3 +537,28 @@ def test_policy_command_prints_the_documents_the_config_needs(tmp_path):
         cwd=tmp_path,
     )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "jitt" in bad.stderr
+
+
+# -- iamwarden check under enforcement --------------------------------------------------------------
+
+
+def test_check_finds_a_missing_feature_policy_by_its_read_probes(enforced, as_bot, tmp_path):
+    from bot.readiness import Status, aws_rows, ready
+    from bot.settings import load_settings
+
+    enforced.admin("iam").create_role(RoleName="prod-admin", AssumeRolePolicyDocument=_trust_bot())
+    config = Config.model_validate(DEFAULT_CONFIG)
+    settings = load_settings(db=tmp_path / "x.db", config=config)
+    aws, _ = as_bot(["scan"], config)
+    rows = aws_rows(settings, aws)
+    assert not ready(rows)
+    [jit] = [r for r in rows if r.status == Status.FAIL]
+    assert jit.area == "jit" and "iam:GetRolePolicy" in jit.detail and "policies/jit.json" in jit.detail
+    [offboarding] = [r for r in rows if r.area == "offboarding"]
+    assert offboarding.status == Status.WARN and "policies/offboarding.json" in offboarding.detail
+    enforced.reset()
+    enforced.admin("iam").create_role(RoleName="prod-admin", AssumeRolePolicyDocument=_trust_bot())
+    aws, denied = as_bot(["scan", "jit", "offboarding"], config)
+    rows = aws_rows(settings, aws)
+    assert ready(rows), [r for r in rows if r.status != Status.OK]
+    assert denied.calls == []
