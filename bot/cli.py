@@ -94,12 +94,17 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     _demo_arguments,
 )
 def cmd_demo(args: argparse.Namespace) -> int:
-    try:
-        from bot.demo import run_demo
-    except ImportError as exc:
+    from importlib.util import find_spec
+
+    # moto is imported only once the demo starts its sandbox: look for it first (the image's
+    # runtime-only install has no moto, and must say so in one line, not a traceback).
+    missing = next((m for m in ("moto", "flask") if find_spec(m) is None), None)
+    if missing:
         raise SettingsError(
-            f"the demo needs the dev extra (pip install 'iamwarden[dev]'): {exc.name} is missing"
-        ) from None
+            f"the demo needs the dev extra (pip install 'iamwarden[dev]'): {missing} is missing"
+        )
+    from bot.demo import run_demo
+
     configure_logging("WARNING")
     return run_demo(interactive=False if args.tour else None)
 
@@ -237,7 +242,7 @@ def _version() -> str:
 # Commands that do not read this deployment's settings (the demo brings its own).
 NO_SETTINGS = frozenset({"demo", "checks"})
 # Commands for which a config that cannot post or approve anything is worth a warning.
-WARN_USELESS = frozenset({"run", "check", "digest"})
+WARN_USELESS = frozenset({"run", "digest"})  # `check` shows them in its table
 # Settings a command cannot start without, checked with the rest (a missing one is the error shown).
 REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {"run": ("slack_bot_token",)}
 
