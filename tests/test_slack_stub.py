@@ -487,7 +487,9 @@ def test_render_view_lists_inputs():
 
 
 def test_render_shows_mrkdwn_as_slack_does_names_styles_and_emoji():
-    message = {"text": "<@U0SAM> *approved* `prod-admin` :red_circle: for <!subteam^S01|@security> and <@U0ZED>"}
+    message = {
+        "text": "<@U0SAM> *approved* `prod-admin` :red_circle: for <!subteam^S01|@security> and <@U0ZED>"
+    }
     plain, _ = render_message(message, names={"U0SAM": "sam"})
     assert plain == "@sam approved `prod-admin` 🔴 for @security and @U0ZED"
     coloured, _ = render_message(message, names={"U0SAM": "sam"}, colour=True)
