@@ -64,6 +64,50 @@ def slack_rows(settings: Settings) -> list[Row]:
             )
         else:
             rows.append(Row("slack", label, Status.OK, "the bot is a member"))
+    rows += approver_rows(settings, client)
+    return rows
+
+
+def approver_rows(settings: Settings, client: object) -> list[Row]:
+    """Each role's approvers as Slack resolves them (groups expanded): enough people to give
+    ``approvals_required`` approvals, and every @group exists. The security team's groups too."""
+    from handlers.directory import DirectoryError, usergroup_members
+
+    cache_key = SimpleNamespace()  # usergroup_members caches per object: one per check run
+    rows: list[Row] = []
+
+    def people(entries: list[str], label: str) -> set[str] | None:
+        found: set[str] = set()
+        for entry in entries:
+            if entry.startswith(("@", "S")):
+                try:
+                    found |= usergroup_members(client, cache_key, entry, strict=True)
+                except DirectoryError as exc:
+                    rows.append(Row("slack", label, Status.FAIL, str(exc)))
+                    return None
+            else:
+                found.add(entry)
+        return found
+
+    team = people(settings.config.slack.security_team, "security_team")
+    if team is not None and settings.config.slack.security_team:
+        rows.append(Row("slack", "security_team", Status.OK, f"{len(team)} member(s)"))
+    for i, role in enumerate(settings.config.roles):
+        label = f"roles.{i} ({role.name}) approvers"
+        approvers = people(role.approvers, label)
+        if approvers is None or not role.approvers:
+            continue
+        if role.approvals_required > len(approvers):
+            rows.append(
+                Row(
+                    "slack",
+                    label,
+                    Status.FAIL,
+                    f"approvals_required = {role.approvals_required} but only {len(approvers)} people can approve",
+                )
+            )
+        else:
+            rows.append(Row("slack", label, Status.OK, f"{len(approvers)} people can approve"))
     return rows
 
 

@@ -167,3 +167,21 @@ def test_no_slack_token_and_no_aws_credentials_is_not_ready_in_one_table(check, 
     assert "Traceback" not in result.stderr
     failed = rows(result, "FAIL")
     assert any("token" in line for line in failed) and any("identity" in line for line in failed)
+
+
+def test_more_approvals_than_the_approver_group_can_give_is_not_ready(check, slack):
+    create_role()
+    slack.set_usergroup("sre-leads", ["U0LEAD2"])
+    config = CONFIG.replace('approvers = ["U0LEAD1"]', 'approvers = ["@sre-leads"]\napprovals_required = 2')
+    result = check(config)
+    assert result.returncode == 1
+    [failed] = rows(result, "FAIL")
+    assert "prod-admin" in failed and "approvals_required = 2 but only 1 people can approve" in failed
+
+
+def test_an_approver_group_slack_does_not_know_is_not_ready(check):
+    create_role()
+    result = check(CONFIG.replace('approvers = ["U0LEAD1"]', 'approvers = ["@nobody-here"]'))
+    assert result.returncode == 1
+    [failed] = rows(result, "FAIL")
+    assert "@nobody-here" in failed
