@@ -1,4 +1,16 @@
-# iamwarden: slim Python, non-root, installed from the same pins as `make`.
+# iamwarden: slim Python, non-root, the runtime pins only (requirements.lock: no moto, pytest,
+# ruff or cfn-lint; those are in requirements-dev.lock for `make test` / `make demo`).
+#
+# Stage 1 builds iamwarden's own wheel (needs setuptools); stage 2 installs the pinned runtime set
+# plus that wheel, so the image carries no build tools and nothing the lock does not name.
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY handlers ./handlers
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,14 +21,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     IAMWARDEN_PORT=3000
 
 WORKDIR /app
-COPY requirements.lock pyproject.toml README.md ./
-RUN pip install -r requirements.lock
-COPY bot ./bot
-COPY handlers ./handlers
-COPY manifest.yml iam-policy.json ./
-RUN pip install --no-deps --no-build-isolation . \
+COPY requirements.lock ./
+# --no-deps: the lock names every package (pip-compile's closure), so nothing unpinned sneaks in.
+RUN pip install --no-deps -r requirements.lock
+COPY --from=build /wheels /wheels
+RUN pip install --no-deps /wheels/*.whl && rm -rf /wheels \
     && useradd --create-home --uid 10001 iamwarden \
     && mkdir -p /data && chown iamwarden /data
+COPY manifest.yml iam-policy.json ./
+COPY policies ./policies
+COPY deploy ./deploy
 
 USER iamwarden
 VOLUME ["/data"]

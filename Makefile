@@ -1,17 +1,19 @@
 # The two commands: `make demo` and `make test`. Each creates .venv if missing and installs from the
-# pins (requirements.lock) before running. CI runs `make test` (see .ci/run).
+# pins before running: requirements-dev.lock (runtime + the demo's moto + test tools). The Docker
+# image installs requirements.lock, the runtime set alone. CI runs `make test` (see .ci/run).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+LOCK := requirements-dev.lock
+STAMP := $(VENV)/.installed-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test lint format bench lock install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(PY) requirements.lock pyproject.toml
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+$(STAMP): $(PY) $(LOCK) pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check -r $(LOCK)
 	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
@@ -34,10 +36,14 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
-# Re-pin after changing dependencies in pyproject.toml (needs the package registry).
+# Re-pin after changing dependencies in pyproject.toml (needs the package registry): the runtime
+# set (the image) and the dev set (make test / make demo), compiled from the same pyproject.
+PIN := --quiet --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
 lock: $(PY)
 	$(PY) -m pip install --quiet pip-tools
-	$(VENV)/bin/pip-compile --quiet --extra dev --strip-extras --allow-unsafe --output-file requirements.lock pyproject.toml
+	$(VENV)/bin/pip-compile $(PIN) --output-file requirements.lock pyproject.toml
+	$(VENV)/bin/pip-compile $(PIN) --extra dev --output-file requirements-dev.lock pyproject.toml
+	printf '\n# Build backend, installed into the venv so the editable install needs no isolated build.\nsetuptools==80.9.0\n' >> requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .iamwarden .pytest_cache

@@ -106,7 +106,12 @@ class AwsFactory:
 
 def error_code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code", "Unknown")
+        code = exc.response.get("Error", {}).get("Code", "Unknown")
+        # An error body botocore could not parse leaves only the HTTP status as the code; a 403
+        # is an authorization failure whatever the body said.
+        if code == "403":
+            return "AccessDenied"
+        return code
     if isinstance(exc, BotoCoreError):
         return type(exc).__name__
     return type(exc).__name__
@@ -124,7 +129,9 @@ def describe_aws_error(exc: BaseException, action: str) -> str:
     """One short, true sentence for a person; never includes credentials."""
     code = error_code(exc)
     if code in ACCESS_DENIED_CODES:
-        return f"AWS denied {action} ({code}): the bot's IAM role lacks the permission. See the README's bot policy."
+        from bot.permissions import missing_permission  # late: bot.permissions imports settings only
+
+        return f"AWS denied {action} ({code}): the bot's IAM role lacks {missing_permission(exc)}."
     if code in THROTTLING_CODES:
         return f"AWS is throttling {action} ({code}); the bot retried and gave up for now. Try again in a minute."
     if isinstance(exc, BotoCoreError):

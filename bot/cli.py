@@ -11,15 +11,17 @@ import csv
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from bot.settings import Settings, SettingsError, load_settings
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_AWS = 0, 1, 2, 3
 
 # Modules that declare CLI commands with @command (scan, checks, digest live with their features).
-CLI_MODULES: tuple[str, ...] = ("handlers.digest", "bot.scan")
+CLI_MODULES: tuple[str, ...] = ("handlers.digest", "bot.scan", "handlers.readiness")
 
 # Subcommand name -> (help, add_arguments, handler). Feature modules may add entries via `command`.
 _COMMANDS: dict[
@@ -92,28 +94,68 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     _demo_arguments,
 )
 def cmd_demo(args: argparse.Namespace) -> int:
-    try:
-        from bot.demo import run_demo
-    except ImportError as exc:
+    from importlib.util import find_spec
+
+    # moto is imported only once the demo starts its sandbox: look for it first (the image's
+    # runtime-only install has no moto, and must say so in one line, not a traceback).
+    missing = next((m for m in ("moto", "flask") if find_spec(m) is None), None)
+    if missing:
         raise SettingsError(
-            f"the demo needs the dev extra (pip install 'iamwarden[dev]'): {exc.name} is missing"
-        ) from None
+            f"the demo needs the dev extra (pip install 'iamwarden[dev]'): {missing} is missing"
+        )
+    from bot.demo import run_demo
+
     configure_logging("WARNING")
     return run_demo(interactive=False if args.tour else None)
 
 
+def parse_instant(text: str, *, now: datetime, flag: str) -> datetime:
+    """An ISO 8601 instant (a date means its midnight UTC; no offset means UTC) or a duration back
+    from now (``24h``, ``7d``, ``90m``). Anything else is a SettingsError naming the flag."""
+    from bot.settings import parse_duration
+
+    raw = text.strip()
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is not None:
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if raw and not raw.isdigit():  # a bare number is ambiguous (seconds? a year?): refuse it
+        try:
+            return now - parse_duration(raw)
+        except (ValueError, OverflowError):
+            pass
+    raise SettingsError(
+        f"{flag}: '{text}' is neither an ISO 8601 time (2026-11-29, 2026-11-29T12:00:00+01:00) nor a duration (24h, 7d)"
+    )
+
+
 def _audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    parser.add_argument("--since", help="only records at or after this ISO 8601 time")
+    parser.add_argument("--since", help="records at or after: an ISO 8601 time or a duration ago (24h, 7d)")
+    parser.add_argument("--until", help="records before: an ISO 8601 time or a duration ago (24h, 7d)")
 
 
 @command("audit", "Export the audit log (JSON Lines or CSV) to standard output.", _audit_arguments)
 def cmd_audit(args: argparse.Namespace) -> int:
     from bot.store import Store
 
+    now = datetime.now(UTC)
+    since = parse_instant(args.since, now=now, flag="--since") if args.since is not None else None
+    until = parse_instant(args.until, now=now, flag="--until") if args.until is not None else None
     settings = _settings(args)
+    if not settings.db.exists():
+        raise SettingsError(f"IAMWARDEN_DB: {settings.db} does not exist (no audit log to export)")
     store = Store(settings.db)
-    rows = store.audit_rows(since=args.since)
+
+    def in_range(row: dict) -> bool:
+        # Compared as instants, not strings: "+01:00" and "Z" spell the same moment differently.
+        at = datetime.fromisoformat(str(row["at"]).replace("Z", "+00:00"))
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        return (since is None or at >= since) and (until is None or at < until)
+
+    rows = (row for row in store.audit_rows() if in_range(row))
     fields = ["id", "at", "actor", "action", "request_id", "role", "account_id", "reason", "detail"]
     if args.format == "csv":
         from bot.answers import _csv_cell  # the findings CSV's formula defusing, for the same reason
@@ -131,16 +173,91 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _policy_arguments(parser: argparse.ArgumentParser) -> None:
+    from bot.permissions import FEATURE_POLICIES
+
+    parser.add_argument(
+        "features",
+        nargs="*",
+        metavar="FEATURE",
+        help=f"one or more of {', '.join(FEATURE_POLICIES)} (default: what the config uses)",
+    )
+    parser.add_argument("--shipped", action="store_true", help="the policies/*.json files as shipped")
+    parser.add_argument("--cloudformation", action="store_true", help="the CloudFormation template")
+
+
+@command(
+    "policy",
+    "Print the bot's IAM policy documents this configuration needs (placeholders filled in).",
+    _policy_arguments,
+)
+def cmd_policy(args: argparse.Namespace) -> int:
+    from bot.permissions import FEATURE_POLICIES, cloudformation_json, enabled_features, render_policy
+
+    if args.cloudformation:
+        sys.stdout.write(cloudformation_json())
+        return EXIT_OK
+    unknown = [f for f in args.features if f not in FEATURE_POLICIES]
+    if unknown:
+        raise SettingsError(f"policy: unknown feature {unknown[0]!r}; known: {', '.join(FEATURE_POLICIES)}")
+    settings = _settings(args)
+    features = args.features or enabled_features(settings.config)
+    documents = {
+        FEATURE_POLICIES[f].file: (
+            FEATURE_POLICIES[f].document() if args.shipped else render_policy(f, settings.config)
+        )
+        for f in features
+    }
+    json.dump(documents, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     for module in CLI_MODULES:  # feature modules register their own CLI commands
         importlib.import_module(module)
-    parser = argparse.ArgumentParser(prog="iamwarden", description="Keep AWS IAM healthy from Slack.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = _Parser(prog="iamwarden", description="Keep AWS IAM healthy from Slack.")
+    parser.add_argument("--version", action="version", version=f"iamwarden {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (help_text, arguments, handler) in _COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         arguments(p)
         p.set_defaults(handler=handler)
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2) like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("iamwarden")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+# Commands that do not read this deployment's settings (the demo brings its own).
+NO_SETTINGS = frozenset({"demo", "checks"})
+# Commands for which a config that cannot post or approve anything is worth a warning.
+WARN_USELESS = frozenset({"run", "digest"})  # `check` shows them in its table
+# Settings a command cannot start without, checked with the rest (a missing one is the error shown).
+REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {"run": ("slack_bot_token",)}
+
+
+def check_configuration(command_name: str) -> Settings:
+    """Load and validate the whole configuration (environment and TOML) before any command runs;
+    print each warning (a valid config that cannot do anything useful) as one line on stderr."""
+    settings = load_settings(require=REQUIRED_SETTINGS.get(command_name, ()))
+    if command_name in WARN_USELESS:
+        for warning in settings.config.warnings():
+            print(f"iamwarden: warning: {warning}", file=sys.stderr)
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,10 +267,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return args.handler(args)
+        if args.command not in NO_SETTINGS and not getattr(args, "cloudformation", False):
+            check_configuration(args.command)
+        code = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
+        return code
     except SettingsError as exc:
         print(f"iamwarden: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`iamwarden checks --format json | head`): stop quietly. Point
+        # stdout at /dev/null so the interpreter's final flush cannot raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         return 130
 

@@ -9,16 +9,19 @@ Without one (stdin not a TTY) it runs a scripted tour and exits 0.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from bot.app import Health, HttpServer, build_app, wsgi_app
-from bot.clock import SystemClock
+from bot.app import Health, HttpServer, build_app, build_client, wsgi_app
+from bot.clock import FrozenClock
 from bot.sandbox.access_analyzer import start_demo_access_analyzer
 from bot.sandbox.aws import MotoSandbox
 from bot.sandbox.demo_account import DEMO_CONFIG, PEOPLE, seed_demo_account
@@ -26,7 +29,7 @@ from bot.sandbox.render import Button, render_message, render_view
 from bot.sandbox.slack_api import FakeSlack
 from bot.sandbox.slack_sender import SlackSender
 from bot.services import Services
-from bot.settings import Config, load_settings
+from bot.settings import Config, load_settings, parse_duration
 
 SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - the local stand-in's, not a real secret
 BOT_TOKEN = "xoxb-testing"  # noqa: S105
@@ -53,7 +56,12 @@ class DemoSession:
     workdir: Path | None = None
     user: str = "U0ADA"
     buttons: list[Button] = field(default_factory=list)
+    # Terminal colour (bold, code, severity): on a TTY unless NO_COLOR is set (no-color.org).
+    colour: bool = False
+    # In the chat the terminal already shows what was typed: do not echo it a second time.
+    echo: bool = True
     _seen: int = 0
+    _show_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> DemoSession:
         self.workdir = self.workdir or Path(tempfile.mkdtemp(prefix="iamwarden-demo-"))
@@ -70,7 +78,7 @@ class DemoSession:
                 email=person.email,
                 deleted=person.deleted,
             )
-        self.slack.set_usergroup("security", ["U0SAM"])
+        self.group_names = {self.slack.set_usergroup("security", ["U0SAM"])["id"]: "security"}
         settings = load_settings(
             slack_bot_token=BOT_TOKEN,
             slack_signing_secret=SIGNING_SECRET,
@@ -78,7 +86,15 @@ class DemoSession:
             db=self.workdir / "iamwarden.db",
             config=Config.model_validate(DEMO_CONFIG),
         )
-        self.services = Services.from_settings(settings, clock=SystemClock())
+        # The demo's own clock: `wait 1h` moves it and runs the jobs that fall due (expiry, window
+        # end, digest, alerts), instead of waiting an hour.
+        self.clock = FrozenClock(datetime.now().astimezone().replace(microsecond=0))
+        self.services = Services.from_settings(settings, clock=self.clock)
+        from bot.federation import FederationStandIn
+
+        # Console links come from a loopback stand-in for AWS's federation endpoint (no network).
+        self.federation = FederationStandIn().start()
+        self.services.config.access.federation_url = self.federation.url
         seed_demo_account(self.services.aws, self.sandbox, now=self.services.clock.now())
         self.app = build_app(self.services)
         self.server = HttpServer(wsgi_app(self.app, Health(self.services))).start()
@@ -87,7 +103,8 @@ class DemoSession:
         return self
 
     def stop(self) -> None:
-        for part in ("server", "slack", "access_analyzer", "sandbox"):
+        self._watching = False
+        for part in ("server", "slack", "federation", "access_analyzer", "sandbox"):
             obj = getattr(self, part, None)
             if obj is not None:
                 obj.stop()
@@ -99,9 +116,16 @@ class DemoSession:
 
     def command(self, text: str, *, user: str | None = None) -> None:
         user = user or self.user
-        self.say(f"\n{self.name_of(user)}> {text}")
+        if self.echo:
+            self.say(f"\n{self.name_of(user)}> {text}")
         words = text.strip().split(None, 1)
         command, rest = words[0], (words[1] if len(words) > 1 else "")
+        if command != "/iam":
+            # Slack itself answers an unknown slash command; the app never sees it.
+            self.say(
+                f"  Slack: {command} is not a valid command. This app's command is /iam (try /iam help)."
+            )
+            return
         response = self.sender.command(user, rest, command=command, channel_id="C0GENERAL")
         self._show_http(response)
         self.settle()
@@ -113,6 +137,10 @@ class DemoSession:
             self.say(f"(no button {number})")
             return
         self.say(f"\n{self.name_of(user)} clicks [{number}] {button.text}")
+        if button.url:
+            # A link button opens the browser in Slack; here it is the address to open.
+            self.say(f"  (opens {button.url})")
+            return
         message = getattr(button, "message", None)
         response = self.sender.block_action(
             user,
@@ -135,6 +163,48 @@ class DemoSession:
 
     def name_of(self, user_id: str) -> str:
         return next((p.name for p in PEOPLE if p.slack_id == user_id), user_id)
+
+    def display_names(self) -> dict[str, str]:
+        """Slack shows members and groups by name, never by id: @ada, @security."""
+        names = {p.slack_id: p.name for p in PEOPLE}
+        names[self.slack.bot_user_id] = "iamwarden"
+        return names | getattr(self, "group_names", {})
+
+    def home(self, *, user: str | None = None) -> None:
+        """Open the App Home tab as ``user`` (Slack sends app_home_opened; the bot publishes it)."""
+        user = user or self.user
+        self.say(f"\n{self.name_of(user)} opens the iamwarden App Home")
+        self._show_http(self.sender.app_home_opened(user))
+        self.settle()
+
+    # -- the scheduler on the demo's clock ----------------------------------------------------------
+
+    def wait(self, duration: timedelta) -> None:
+        """Move the demo's clock forward, running each job whenever it falls due on the way
+        (every 5 minutes of demo time at most, as the real scheduler's interval jobs would)."""
+        import bot.features  # noqa: F401  (registers every feature's @job)
+        from bot.jobs import JOBS, crontab_trigger
+
+        client = build_client(self.services)
+        end = self.clock.now() + duration
+        tz = self.services.config.schedule.timezone
+        self.say(f"  (time passes: {_human(duration)}, until {end.strftime('%Y-%m-%d %H:%M %Z')})")
+        while self.clock.now() < end:
+            before = self.clock.now()
+            after = self.clock.advance(min(timedelta(minutes=5), end - before))
+            for spec in JOBS:
+                due = False
+                if spec.cron is not None and (expr := spec.cron(self.services)):
+                    fire = crontab_trigger(expr, tz).get_next_fire_time(None, before)
+                    due = fire is not None and fire <= after
+                elif spec.every_seconds is not None and (seconds := spec.every_seconds(self.services)):
+                    due = int(after.timestamp() // seconds) != int(before.timestamp() // seconds)
+                if due:
+                    try:
+                        spec.run(self.services, client)
+                    except Exception as exc:  # a job failing must not end the demo
+                        self.say(f"  (job {spec.name} failed: {type(exc).__name__})")
+            self.settle(quiet_for=0.1)
 
     # -- showing what the bot did -------------------------------------------------------------------
 
@@ -159,7 +229,17 @@ class DemoSession:
                 last, quiet_since = now_count, time.monotonic()
             elif time.monotonic() - quiet_since >= quiet_for:
                 break
-        for call in self.slack.calls[self._seen :]:
+        self.flush()
+
+    def flush(self) -> None:
+        """Show every Web API call the bot made since the last flush, as it would appear in Slack."""
+        with self._show_lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        calls = self.slack.calls[self._seen :]
+        self._seen += len(calls)
+        for call in calls:
             if (
                 call.method not in _SHOWN
                 or not call.response.get("ok", True)
@@ -171,21 +251,51 @@ class DemoSession:
                 view = call.args.get("view")
                 if isinstance(view, str):
                     view = json.loads(view)
-                text, buttons = render_view(view or {}, first_number=len(self.buttons) + 1)
+                text, buttons = render_view(
+                    view or {},
+                    first_number=len(self.buttons) + 1,
+                    names=self.display_names(),
+                    colour=self.colour,
+                )
                 self._print_block(f"bot ({call.method.split('.')[1]} view)", text, buttons, None, None)
                 continue
             if call.method == "files.completeUploadExternal":
                 self.say(f"  [file uploaded to {where}]")
                 continue
-            label = {
-                "chat.postEphemeral": "bot (only you)",
-                "response_url": "bot (only you)",
-                "chat.update": f"bot updated a message in {where}",
-            }.get(call.method, f"bot in {where}")
+            label = self._label(call.method, call.args, where)
             message = dict(call.args)
             ts = call.response.get("ts") or call.args.get("ts")
             self._show_message(label, message, channel=where or None, ts=ts)
-        self._seen = len(self.slack.calls)
+
+    def _label(self, method: str, args: dict, where: str) -> str:
+        """Where the message appears and who sees it: an ephemeral is shown under its recipient."""
+        if method == "chat.postEphemeral":
+            return f"bot → only @{self.name_of(args.get('user', ''))} sees this (in {self._where(where)})"
+        if method == "response_url":
+            return "bot → only you see this"
+        if method == "chat.update":
+            return f"bot updated its message in {self._where(where)}"
+        return f"bot in {self._where(where)}"
+
+    def _where(self, channel: str) -> str:
+        if channel.startswith("D") or channel.startswith("U"):
+            person = next((p for p in PEOPLE if p.slack_id[1:] == channel[1:]), None)
+            return f"a DM to @{person.name}" if person else "a DM"
+        names = {"C0APPROVALS": "#approvals", "C0SECURITY": "#security", "C0GENERAL": "#general"}
+        return names.get(channel, channel or "Slack")
+
+    def watch(self) -> None:
+        """Show asynchronous results (a grant after an approval, a job's post) when they happen."""
+        self._watching = True
+
+        def loop() -> None:
+            while self._watching:
+                time.sleep(0.2)
+                if len(self.slack.calls) > self._seen:
+                    time.sleep(0.2)  # let a burst finish so one action's output stays together
+                    self.flush()
+
+        threading.Thread(target=loop, name="demo-watch", daemon=True).start()
 
     def _show_message(
         self, label: str, message: dict, *, channel: str | None = None, ts: str | None = None
@@ -193,7 +303,9 @@ class DemoSession:
         blocks = message.get("blocks")
         if isinstance(blocks, str):
             message = {**message, "blocks": json.loads(blocks)}
-        text, buttons = render_message(message, first_number=len(self.buttons) + 1)
+        text, buttons = render_message(
+            message, first_number=len(self.buttons) + 1, names=self.display_names(), colour=self.colour
+        )
         self._print_block(label, text, buttons, channel, {**message, "ts": ts} if ts else message)
 
     def _print_block(
@@ -211,12 +323,7 @@ class DemoSession:
 
 def _jit_access_tour(s: DemoSession) -> None:
     """Ada asks for prod-admin, Bob approves, Sam (security) revokes: the whole lifecycle."""
-    from bot.federation import FederationStandIn
-
-    # The console link comes from a loopback stand-in for the AWS federation endpoint.
-    stand_in = FederationStandIn().start()
-    s.services.config.access.federation_url = stand_in.url
-    try:
+    if True:  # the console link comes from the session's federation stand-in
         s.say("\nJust-in-time access: Ada needs prod-admin for an hour; Bob approves; Sam revokes early.")
         s.command("/iam request prod-admin 1h rotate the payments DB password (OPS-42)", user="U0ADA")
         s.click_label("Approve", user="U0BOB")
@@ -234,8 +341,6 @@ def _jit_access_tour(s: DemoSession) -> None:
                 f"{condition['StringEquals']['aws:SourceIdentity']} issued before "
                 f"{condition['DateLessThan']['aws:TokenIssueTime']})"
             )
-    finally:
-        stand_in.stop()
 
 
 # The scripted tour: features append steps. Each step acts on a running DemoSession.
@@ -259,13 +364,65 @@ TOUR: list[Callable[[DemoSession], None]] = [
 
 CHAT_HELP = """Type /iam … to talk to the bot as the current person; a number clicks a button.
   as NAME      act as another demo person (ada, bob, carlos, sam)
+  home         open the App Home tab
+  wait 1h      let demo time pass (30m, 2h, 1d): jobs run as they fall due
   tour         run the scripted tour
   quit         leave"""
 
 
+def _human(duration: timedelta) -> str:
+    minutes = int(duration.total_seconds() // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    return " ".join(f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (minutes, "m")) if n) or "0m"
+
+
+def _wants_colour(out: TextIO) -> bool:
+    return (
+        hasattr(out, "isatty")
+        and out.isatty()
+        and "NO_COLOR" not in os.environ
+        and os.environ.get("TERM") != "dumb"
+    )
+
+
+def chat_line(session: DemoSession, line: str) -> bool:
+    """One line typed in the chat; False to leave."""
+    word = line.split(None, 1)[0].lower() if line.split() else ""
+    rest = line[len(word) :].strip()
+    if word in ("quit", "exit"):
+        return False
+    if word == "tour":
+        for step in TOUR:
+            step(session)
+    elif word == "as":
+        name = rest.lower()
+        person = next((p for p in PEOPLE if p.name == name or p.slack_id == name.upper()), None)
+        if person is None:
+            session.say("unknown person; try ada, bob, carlos or sam")
+        else:
+            session.user = person.slack_id
+    elif word == "home":
+        session.home()
+    elif word == "wait":
+        try:
+            duration = parse_duration(rest or "1h")
+        except ValueError as exc:
+            session.say(f"  {exc}")
+        else:
+            session.wait(duration)
+    elif line.isdigit():
+        session.click(int(line))
+    elif line.startswith("/"):
+        session.command(line)
+    else:
+        session.say(CHAT_HELP)
+    return True
+
+
 def run_demo(*, interactive: bool | None = None, out: TextIO = sys.stdout, inp: TextIO = sys.stdin) -> int:
     interactive = inp.isatty() if interactive is None else interactive
-    session = DemoSession(out=out)
+    session = DemoSession(out=out, colour=_wants_colour(out), echo=not (interactive and inp.isatty()))
     try:
         session.start()
         if not interactive:
@@ -274,6 +431,7 @@ def run_demo(*, interactive: bool | None = None, out: TextIO = sys.stdout, inp: 
             session.say("\nTour finished. Run `make demo` in a terminal to chat with the bot yourself.")
             return 0
         session.say(CHAT_HELP)
+        session.watch()
         while True:
             out.write(f"{session.name_of(session.user)}> ")
             out.flush()
@@ -281,25 +439,7 @@ def run_demo(*, interactive: bool | None = None, out: TextIO = sys.stdout, inp: 
             if not raw:
                 return 0
             line = raw.strip()
-            if not line:
-                continue
-            if line in ("quit", "exit"):
+            if line and not chat_line(session, line):
                 return 0
-            if line == "tour":
-                for step in TOUR:
-                    step(session)
-            elif line.startswith("as "):
-                name = line[3:].strip().lower()
-                person = next((p for p in PEOPLE if p.name == name or p.slack_id == name.upper()), None)
-                if person is None:
-                    session.say("unknown person; try ada, bob, carlos or sam")
-                else:
-                    session.user = person.slack_id
-            elif line.isdigit():
-                session.click(int(line))
-            elif line.startswith("/"):
-                session.command(line)
-            else:
-                session.say(CHAT_HELP)
     finally:
         session.stop()

@@ -836,6 +836,11 @@ def text_report(digest: Digest) -> str:
         lines.append("No scan has been stored yet: run `iamwarden scan` first.")
     for account in digest.accounts:
         lines.append("")
+        if account.snapshot_id is None:
+            # Never "0 critical": no successful scan means nothing is known about this account.
+            lines.append(f"Account {account.label}: no successful scan yet")
+            lines.append(f"  ! {account.scan_error or 'not scanned'}")
+            continue
         lines.append(f"Account {account.label}: scanned {account.scanned_at or 'never'}")
         if account.scan_error:
             lines.append(f"  ! the latest scan failed: {account.scan_error}")

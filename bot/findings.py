@@ -237,3 +237,15 @@ def findings_of(
 def latest_findings(store: Store, *, principal_arns: Iterable[str] | None = None) -> list[Finding]:
     """Findings of the newest successful snapshot of every account."""
     return findings_of(store, [s["id"] for s in latest_snapshots(store)], principal_arns=principal_arns)
+
+
+def is_open(finding: Finding) -> bool:
+    """An open finding: the check evaluated and failed, and no suppression applies. A check that
+    could not evaluate is not open (nor a pass): it is counted and listed as "could not evaluate"."""
+    return finding.status == FindingStatus.FAIL and not finding.suppressed
+
+
+def open_count(findings: Iterable[Finding]) -> int:
+    """How many open findings there are: the one count every surface (scan, /iam findings, digest,
+    App Home, the demo) shows."""
+    return sum(1 for f in findings if is_open(f))

@@ -2,7 +2,7 @@
 
 Deactivates every active access key (keys stay, so the change can be undone and investigated) and
 deletes the console login profile. Needs the opt-in permissions ``iam:ListAccessKeys``,
-``iam:UpdateAccessKey`` and ``iam:DeleteLoginProfile`` (``OptInOffboarding`` in iam-policy.json).
+``iam:UpdateAccessKey`` and ``iam:DeleteLoginProfile`` (``policies/offboarding.json``).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def disable_access(
         elif is_access_denied(exc):
             message = (
                 f"AWS denied {step} ({code}): the bot's IAM role lacks the opt-in offboarding permissions"
-                " (iam:ListAccessKeys, iam:UpdateAccessKey, iam:DeleteLoginProfile; see the README)."
+                " (iam:ListAccessKeys, iam:UpdateAccessKey, iam:DeleteLoginProfile: policies/offboarding.json)."
             )
         else:
             message = describe_aws_error(exc, step)

@@ -29,6 +29,7 @@ from bot.checks.catalog import CheckContext, Owners, iter_checks
 from bot.cli import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, command
 from bot.findings import Finding, FindingStatus, Severity, save_snapshot, sort_findings
 from bot.inventory import CLIENT_LOCK, CollectError, Inventory, collect
+from bot.permissions import suppress_own_principal
 from bot.settings import AccountConfig, Config, SuppressionConfig
 from bot.store import iso
 
@@ -212,6 +213,17 @@ def _identity_map(services: Any, inventories: dict[str, Inventory]) -> Owners | 
         return None
 
 
+def _own_principal(aws: AwsFactory) -> list[str]:
+    """The bot's own ARN, so its findings are recognised as by design (none when unknown)."""
+    try:
+        return [aws.client("sts", counter=CallCounter()).get_caller_identity()["Arn"]]
+    except (ClientError, BotoCoreError) as exc:
+        log.warning(
+            "could not tell the bot's own principal: %s", describe_aws_error(exc, "GetCallerIdentity")
+        )
+        return []
+
+
 def scan_accounts(
     services: Any,
     *,
@@ -241,6 +253,7 @@ def scan_accounts(
             )
         )
     inventories = {inv["account_id"]: inv for _, inv, _, _ in collected if inv is not None}
+    own = _own_principal(services.aws) if inventories else []
     known_accounts = {t.account_id for t in targets if t.account_id} | set(inventories)
     owners = _identity_map(services, inventories)
     results: list[AccountScan] = []
@@ -265,6 +278,7 @@ def scan_accounts(
         if progress:
             progress(target.label, "checks")
         findings = run_checks(inventory, config, now=now, owners=owners, known_accounts=known_accounts)
+        findings = suppress_own_principal(findings, [*own, *([target.role_arn] if target.role_arn else [])])
         snapshot_id = save_snapshot(
             services.store,
             account_id=account_id,
@@ -300,7 +314,7 @@ def summary_counts(findings: Iterable[Finding]) -> dict[str, int]:
 
 def summary_line(scan: AccountScan) -> str:
     if scan.error:
-        return f"{scan.name or scan.account_id}: could not be scanned: {scan.error}"
+        return f"{scan.name or scan.account_id or 'this account'}: could not be scanned: {scan.error}"
     c = summary_counts(scan.findings)
     parts = [f"{c[s.value]} {s.value}" for s in Severity if c[s.value]]
     tail = []
@@ -439,6 +453,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from bot.settings import load_settings
 
     settings = load_settings()
+    import boto3
+
+    # Checked before the database is opened: a scan that cannot start leaves nothing behind.
+    if boto3.session.Session(region_name=settings.aws_region).get_credentials() is None:
+        print(
+            "iamwarden: no AWS credentials found (environment, AWS_PROFILE, container or instance role);"
+            " nothing was scanned",
+            file=sys.stderr,
+        )
+        return EXIT_AWS
     services = Services.from_settings(settings)
     scans = scan_accounts(services, progress=_stderr_progress())
     scanned_at = services.clock.now()
@@ -451,7 +475,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         _write_table(scans, sys.stdout)
     for s in scans:
         if s.error:
-            print(f"iamwarden: {s.name or s.account_id or 'account'}: {s.error}", file=sys.stderr)
+            print(f"iamwarden: {s.name or s.account_id or 'this account'}: {s.error}", file=sys.stderr)
     if args.fail_on:
         threshold = Severity(args.fail_on)
         if any(
@@ -466,7 +490,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _checks_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
 
 @command(
@@ -479,6 +503,26 @@ def cmd_checks(args: argparse.Namespace) -> int:
     if args.format == "json":
         json.dump([c.describe() for c in checks], sys.stdout, indent=2)
         sys.stdout.write("\n")
+        return EXIT_OK
+    if args.format == "csv":
+        fields = [
+            "id",
+            "severity",
+            "cis",
+            "title",
+            "theme",
+            "needs",
+            "risk",
+            "remediation_console",
+            "remediation_cli",
+        ]
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields)
+        writer.writeheader()
+        for c in checks:
+            row = c.describe()
+            remediation = row.pop("remediation")
+            row.update(remediation_console=remediation["console"], remediation_cli=remediation["cli"])
+            writer.writerow({k: " ".join(v) if isinstance(v, list) else v for k, v in row.items()})
         return EXIT_OK
     width = max(len(c.id) for c in checks)
     sys.stdout.write(f"{'CHECK'.ljust(width)}  SEVERITY  CIS        TITLE\n")

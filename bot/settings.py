@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -65,8 +65,43 @@ class _Section(BaseModel):
     def _durations(cls, value: Any, info: Any) -> Any:
         field = cls.model_fields.get(info.field_name)
         if field is not None and field.annotation in (timedelta, timedelta | None) and value is not None:
-            return parse_duration(value)
+            duration = parse_duration(value)
+            if duration < timedelta(0):
+                raise ValueError(f"'{value}' is negative; a duration must be positive")
+            return duration
         return value
+
+
+# Who may act, in [slack] security_team, approvers and requesters: a Slack user id (U…/W…),
+# a user-group id (S…) or a user-group handle (@security).
+_PERSON_OR_GROUP = re.compile(r"^(?:[UW][A-Z0-9]{2,}|S[A-Z0-9]{2,}|@[\w.-]+)$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+# AWS caps a role session at 12 hours (MaxSessionDuration), so a longer window cannot be served.
+MAX_ROLE_SESSION = timedelta(hours=12)
+
+
+def _human(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    return "".join(parts) or "0s"
+
+
+def _people(value: list[str]) -> list[str]:
+    for entry in value:
+        if not _PERSON_OR_GROUP.match(entry):
+            raise ValueError(
+                f"'{entry}' is neither a Slack user id (U0123ABC), a user-group id (S0123ABC) nor a @group handle"
+            )
+    return value
+
+
+def _role_arn(value: str | None) -> str | None:
+    if value is not None and not _ROLE_ARN.match(value):
+        raise ValueError(f"'{value}' is not a role ARN (arn:aws:iam::123456789012:role/NAME)")
+    return value
 
 
 class SlackConfig(_Section):
@@ -76,6 +111,8 @@ class SlackConfig(_Section):
     alerts_channel: str | None = None
     # Slack user ids (U…) and/or user-group handles ("@security").
     security_team: list[str] = Field(default_factory=list)
+
+    _security_team = field_validator("security_team")(_people)
 
 
 class RoleConfig(_Section):
@@ -108,6 +145,40 @@ class RoleConfig(_Section):
         parts = self.arn.split(":")
         return parts[4] if len(parts) > 4 else ""
 
+    _arn = field_validator("arn")(_role_arn)
+    _approvers = field_validator("approvers", "requesters")(_people)
+
+    @field_validator("max_duration")
+    @classmethod
+    def _at_most_a_session(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0")
+        if value > MAX_ROLE_SESSION:
+            raise ValueError(f"{_human(value)} is longer than AWS's 12 h maximum role session")
+        return value
+
+    @field_validator("require_ticket")
+    @classmethod
+    def _ticket_pattern(cls, value: bool | str) -> bool | str:
+        if isinstance(value, str):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"'{value}' is not a valid regular expression ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _enough_approvers(self) -> RoleConfig:
+        # Groups may hold any number of people (`iamwarden check` counts them); user ids are one each.
+        # No approvers at all is a warning (Config.warnings), not an error.
+        if self.approvers and not any(a.startswith(("@", "S")) for a in self.approvers):
+            possible = len(set(self.approvers))
+            if self.approvals_required > possible:
+                raise ValueError(
+                    f"approvals_required = {self.approvals_required} but only {possible} approver(s) can approve"
+                )
+        return self
+
 
 class AccountConfig(_Section):
     id: str
@@ -115,6 +186,15 @@ class AccountConfig(_Section):
     # Role to assume to read this account; empty means the bot's own credentials.
     role_arn: str | None = None
     external_id: str | None = None
+
+    _role_arn = field_validator("role_arn")(_role_arn)
+
+    @field_validator("id")
+    @classmethod
+    def _twelve_digits(cls, value: str) -> str:
+        if not _ACCOUNT_ID.match(value):
+            raise ValueError(f"'{value}' is not an AWS account id (12 digits)")
+        return value
 
 
 class OrganizationsConfig(_Section):
@@ -153,6 +233,32 @@ class ScheduleConfig(_Section):
     digest_cron: str = "30 7 * * *"
     catch_up_grace: timedelta = timedelta(hours=6)
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
+        return value
+
+    @field_validator("scan_cron", "digest_cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        fields = value.split()
+        if len(fields) != 5:
+            raise ValueError(f"'{value}' is not a 5-field crontab expression (e.g. \"0 7 * * 1-5\")")
+        try:
+            CronTrigger(minute=fields[0], hour=fields[1], day=fields[2], month=fields[3], timezone="UTC")
+            _check_day_of_week(fields[4])
+        except ValueError as exc:
+            raise ValueError(f"'{value}' is not a valid crontab expression ({exc})") from None
+        return value
+
 
 class AccessConfig(_Section):
     pending_timeout: timedelta = timedelta(minutes=60)
@@ -173,6 +279,15 @@ class AlertRuleConfig(_Section):
     threshold: int | None = Field(default=None, ge=1)
     window: timedelta | None = None
     dedupe_window: timedelta | None = None
+
+
+def _check_day_of_week(field: str) -> None:
+    """The crontab day-of-week field: *, names, or 0-7 with ranges, lists and steps."""
+    if not re.fullmatch(
+        r"(\*|[0-7a-zA-Z]{1,3}(-[0-7a-zA-Z]{1,3})?)(/\d+)?(,(\*|[0-7a-zA-Z]{1,3}(-[0-7a-zA-Z]{1,3})?)(/\d+)?)*",
+        field,
+    ):
+        raise ValueError(f"day of week '{field}'")
 
 
 class AlertsConfig(_Section):
@@ -202,6 +317,20 @@ class AlertsConfig(_Section):
     # Event history is per region; IAM, STS and console sign-in events are recorded in us-east-1.
     lookup_region: str = "us-east-1"
 
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlparse
+
+        if value is None:
+            return value
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path.count("/") < 2:
+            raise ValueError(
+                f"'{value}' is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+            )
+        return value
+
     @field_validator("rules")
     @classmethod
     def _known_rules(cls, value: dict[str, AlertRuleConfig]) -> dict[str, AlertRuleConfig]:
@@ -226,6 +355,23 @@ class SuppressionConfig(_Section):
     reason: str
     expires: str | None = None
 
+    @field_validator("expires")
+    @classmethod
+    def _iso_date(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"'{value}' is not an ISO 8601 date (YYYY-MM-DD)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _says_what(self) -> SuppressionConfig:
+        if not self.fingerprint and not self.check_id:
+            raise ValueError("a suppression needs a fingerprint or a check_id")
+        return self
+
 
 class Config(_Section):
     """The TOML file named by ``IAMWARDEN_CONFIG``."""
@@ -241,6 +387,43 @@ class Config(_Section):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     nudges: NudgesConfig = Field(default_factory=NudgesConfig)
     suppressions: list[SuppressionConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _whole(self) -> Config:
+        seen: set[str] = set()
+        for i, role in enumerate(self.roles):
+            if role.name in seen:
+                raise ValueError(
+                    f"roles.{i}.name: '{role.name}' is configured twice; role names must be unique"
+                )
+            seen.add(role.name)
+            if role.max_duration < self.access.min_duration:
+                raise ValueError(
+                    f"roles.{i}.max_duration: {_human(role.max_duration)} is shorter than [access] min_duration"
+                    f" ({_human(self.access.min_duration)})"
+                )
+        return self
+
+    def warnings(self) -> list[str]:
+        """What a valid configuration still cannot do (one line each): it runs, but uselessly."""
+        out: list[str] = []
+        slack = self.slack
+        if not any(
+            (slack.approvals_channel, slack.security_channel, slack.digest_channel, slack.alerts_channel)
+        ):
+            out.append("[slack]: no channel configured; nothing will be posted (digest, alerts, approvals)")
+        if not slack.security_team:
+            out.append(
+                "[slack] security_team: empty; nobody may run /iam findings, scan or review break-glass"
+            )
+        if self.roles and not slack.approvals_channel:
+            out.append(
+                "[slack] approvals_channel: not set; access requests for the [[roles]] cannot be posted"
+            )
+        for i, role in enumerate(self.roles):
+            if not role.approvers and not role.break_glass:
+                out.append(f"roles[{i}] ({role.name}): no approvers; nobody can approve a request for it")
+        return out
 
     def role(self, name: str) -> RoleConfig | None:
         return next((r for r in self.roles if r.name == name), None)
@@ -289,6 +472,15 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
 
+    @field_validator("db")
+    @classmethod
+    def _db_directory_exists(cls, value: Path) -> Path:
+        # A mistyped path must not silently create folders and an empty database.
+        parent = value.expanduser().parent
+        if not parent.is_dir():
+            raise ValueError(f"directory {parent} does not exist")
+        return value
+
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
@@ -317,9 +509,11 @@ def _first_error(exc: ValidationError, where: str) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])
     name = ENV_NAMES.get(loc, loc) if where == "env" else f"{where}: {loc}"
-    message = err["msg"]
+    message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "missing":
         message = "is required"
+    if not loc and message.startswith(("roles.", "[")):
+        return f"{where}: {message}" if where != "env" else message  # a whole-config rule names its key
     return f"{name}: {message}"
 
 

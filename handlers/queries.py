@@ -32,7 +32,7 @@ from bot.answers import (
     SnapshotInfo,
     WhoCan,
 )
-from bot.findings import Finding, FindingStatus, Severity
+from bot.findings import Finding, FindingStatus, Severity, is_open, open_count
 from bot.identity import PrincipalRef
 from bot.services import Services
 from handlers.background import ack_then
@@ -407,11 +407,12 @@ def who_can_message(result: WhoCan) -> Message:
 
 def findings_message(report: FindingsReport, *, file_note: str | None) -> Message:
     flt = report.filter.describe()
-    total = len(report.findings)
+    failing = [f for f in report.findings if is_open(f)]
+    total = open_count(report.findings)  # the same count the scan reports
     title = "IAM findings" + (f" ({flt})" if flt != "all" else "")
     if not report.snapshots:
         return no_snapshot_message(report.next_scan)
-    if not total:
+    if not total and not report.unknown:
         text = f"No open findings ({escape(flt)})."
         if report.suppressed:
             text += f" {report.suppressed} suppressed."
@@ -435,13 +436,25 @@ def findings_message(report: FindingsReport, *, file_note: str | None) -> Messag
     summary += "\n*By check:* " + ", ".join(f"{code(c)} {n}" for c, n in top_checks)
     if len(by_check) > 10:
         summary += f" and {len(by_check) - 10} more checks"
-    top = report.findings[:TOP_FINDINGS]
-    blocks = [
-        header(title),
-        section(summary),
-        divider(),
-        section(f"*Top {len(top)}:*\n" + "\n".join(finding_line(f) for f in top)),
-    ]
+    # A check that could not run is never ranked as a finding: it is listed apart, as such.
+    top = failing[:TOP_FINDINGS]
+    unknown = [f for f in report.findings if f.status == FindingStatus.UNKNOWN]
+    blocks = [header(title), section(summary), divider()]
+    if top:
+        blocks.append(section(f"*Top {len(top)}:*\n" + "\n".join(finding_line(f) for f in top)))
+    if unknown:
+        shown = unknown[:TOP_FINDINGS]
+        more = f"\n… and {len(unknown) - len(shown)} more" if len(unknown) > len(shown) else ""
+        blocks.append(
+            section(
+                "*Could not evaluate:*\n"
+                + "\n".join(
+                    f":grey_question: {code(f.check_id)} {escape(f.title)} ({escape(f.account_id)})"
+                    for f in shown
+                )
+                + more
+            )
+        )
     if file_note:
         blocks.append(section(file_note))
     blocks.append(context(snapshot_line(report.snapshots)))
@@ -460,7 +473,7 @@ def scan_result_message(scans: list[Any]) -> Message:
             lines.append(f":x: {account}: could not be scanned: {escape(scan.error)}")
             continue
         counts = summary_counts(scan.findings)
-        n = sum(counts[s.value] for s in Severity)
+        n = open_count(scan.findings)
         total += n
         tail = ""
         if counts["unknown"]:

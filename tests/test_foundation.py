@@ -167,7 +167,7 @@ def test_invalid_setting_names_the_variable():
 
 def test_invalid_config_file_names_the_field(tmp_path):
     cfg = tmp_path / "iamwarden.toml"
-    cfg.write_text('[[roles]]\nname = "x"\narn = "arn:aws:iam::1:role/x"\nmax_duration = "soon"\n')
+    cfg.write_text('[[roles]]\nname = "x"\narn = "arn:aws:iam::123456789012:role/x"\nmax_duration = "soon"\n')
     result = _cli("audit", env={"IAMWARDEN_CONFIG": str(cfg), "IAMWARDEN_DB": str(tmp_path / "a.db")})
     assert result.returncode == 2
     assert "roles.0.max_duration" in result.stderr and "not a duration" in result.stderr

@@ -458,7 +458,7 @@ def test_render_message_with_buttons():
         ],
     }
     text, buttons = render_message(message)
-    assert "@U1ALICE wants *ReadOnly* & more: details (https://example.com/r/1) <now>" in text
+    assert "@U1ALICE wants ReadOnly & more: details (https://example.com/r/1) <now>" in text
     assert "Access request" in text and "expires in 1h" in text
     assert "[1] Approve  [2] Deny" in text
     assert [(b.number, b.text, b.action_id, b.value, b.block_id) for b in buttons] == [
@@ -484,3 +484,16 @@ def test_render_view_lists_inputs():
     text, buttons = render_view(view)
     assert "[ Request access ]" in text and "(input) Reason" in text and "<Request>" in text
     assert buttons == []
+
+
+def test_render_shows_mrkdwn_as_slack_does_names_styles_and_emoji():
+    message = {
+        "text": "<@U0SAM> *approved* `prod-admin` :red_circle: for <!subteam^S01|@security> and <@U0ZED>"
+    }
+    plain, _ = render_message(message, names={"U0SAM": "sam"})
+    assert plain == "@sam approved `prod-admin` 🔴 for @security and @U0ZED"
+    coloured, _ = render_message(message, names={"U0SAM": "sam"}, colour=True)
+    assert "\x1b[1mapproved\x1b[22m" in coloured and "\x1b[36mprod-admin\x1b[39m" in coloured
+    # Inside code nothing is interpreted; an unknown emoji code stays as typed.
+    literal, _ = render_message({"text": "`*x* :red_circle:` :not_an_emoji: 2*3*4"})
+    assert literal == "`*x* :red_circle:` :not_an_emoji: 2*3*4"

@@ -119,7 +119,8 @@ def describe_assume_role_error(exc: BaseException) -> str:
     if is_access_denied(exc):
         return (
             f"AWS denied sts:AssumeRole ({error_code(exc)}): the role's trust policy must allow the bot "
-            "sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity (and the bot's policy must too)."
+            "sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity, and the bot's own policy must grant them "
+            "(policies/jit.json)."
         )
     return describe_aws_error(exc, "sts:AssumeRole")
 

@@ -7,11 +7,77 @@ person at a terminal can pick one: `[1] Approve  [2] Deny`.
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 DIVIDER = "-" * 40
 
 _LINK = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
+# Slack's mrkdwn: *bold*, _italic_, ~strike~, `code` (not inside words, as Slack reads them).
+_BOLD = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
+_ITALIC = re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
+_STRIKE = re.compile(r"(?<![\w~])~(?=\S)([^~\n]+?)(?<=\S)~(?![\w~])")
+_CODE = re.compile(r"`([^`\n]+)`")
+_EMOJI_CODE = re.compile(r":([a-z0-9_+-]+):")
+
+# The emoji the bot uses, as the symbols Slack shows; an unknown code stays as typed.
+EMOJI = {
+    "red_circle": "🔴",
+    "large_orange_circle": "🟠",
+    "orange_circle": "🟠",
+    "large_yellow_circle": "🟡",
+    "yellow_circle": "🟡",
+    "white_circle": "⚪",
+    "large_blue_circle": "🔵",
+    "large_green_circle": "🟢",
+    "green_circle": "🟢",
+    "warning": "⚠️",
+    "rotating_light": "🚨",
+    "white_check_mark": "✅",
+    "heavy_check_mark": "✔️",
+    "x": "❌",
+    "no_entry": "⛔",
+    "lock": "🔒",
+    "unlock": "🔓",
+    "key": "🔑",
+    "clock3": "🕒",
+    "hourglass": "⌛",
+    "hourglass_flowing_sand": "⏳",
+    "bell": "🔔",
+    "mag": "🔍",
+    "shield": "🛡️",
+    "tada": "🎉",
+    "wave": "👋",
+    "information_source": "ℹ️",
+    "question": "❓",
+    "zzz": "💤",
+    "broom": "🧹",
+    "bust_in_silhouette": "👤",
+    "link": "🔗",
+    "memo": "📝",
+    "arrow_right": "➡️",
+    "calendar": "📅",
+    "closed_lock_with_key": "🔐",
+    "heavy_minus_sign": "➖",
+    "chart_with_upwards_trend": "📈",
+    "chart_with_downwards_trend": "📉",
+    "checkered_flag": "🏁",
+    "grey_question": "❔",
+    "mega": "📣",
+    "speech_balloon": "💬",
+    "ok_hand": "👌",
+}
+
+_ANSI = {
+    "bold": ("\x1b[1m", "\x1b[22m"),
+    "italic": ("\x1b[3m", "\x1b[23m"),
+    "strike": ("\x1b[9m", "\x1b[29m"),
+    "code": ("\x1b[36m", "\x1b[39m"),
+}
+
+# How this render call shows people and styles (set by render_message / render_view).
+_names: ContextVar[dict[str, str]] = ContextVar("names", default={})  # noqa: B039 - read-only default
+_colour: ContextVar[bool] = ContextVar("colour", default=False)
 
 
 @dataclass
@@ -28,25 +94,63 @@ class Button:
     url: str | None = None
 
 
+def styled(text: str, *, colour: bool | None = None) -> str:
+    """mrkdwn styles as Slack shows them: bold, italic, strike and code as ANSI when the terminal
+    has colour (markers dropped otherwise), emoji codes as symbols."""
+    colour = _colour.get() if colour is None else colour
+
+    def style(kind: str) -> object:
+        start, end = _ANSI[kind]
+        return (lambda m: f"{start}{m.group(1)}{end}") if colour else (lambda m: m.group(1))
+
+    # A ``` block is shown literally on its own lines (credentials, JSON): nothing inside it is styled.
+    if "```" in text:
+        blocks = text.split("```")
+        return "".join(
+            ("\n" + block.strip("\n") + "\n") if i % 2 else styled(block, colour=colour)
+            for i, block in enumerate(blocks)
+        )
+    # Code first: what is inside backticks is shown literally, styles and emoji included.
+    parts = _CODE.split(text)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            start, end = _ANSI["code"]
+            out.append(f"{start}{part}{end}" if colour else f"`{part}`")
+            continue
+        part = _EMOJI_CODE.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), part)
+        part = _BOLD.sub(style("bold"), part)
+        part = _ITALIC.sub(style("italic"), part)
+        part = _STRIKE.sub(style("strike"), part)
+        out.append(part)
+    return "".join(out)
+
+
 def mrkdwn_to_text(text: str) -> str:
-    """Slack's markup as a person reads it: `<@U1>` → `@U1`, `<url|label>` → `label (url)`."""
+    """Slack's markup as a person reads it: `<@U1>` → `@ada` (display name when known),
+    `<url|label>` → `label (url)`, *bold* and :emoji: rendered (see ``styled``)."""
+    names = _names.get()
 
     def replace(match: re.Match[str]) -> str:
         target, label = match.group(1), match.group(2)
         if target.startswith("@"):
-            return target if not label else "@" + label.lstrip("@")
+            if label:
+                return "@" + label.lstrip("@")
+            return "@" + names.get(target[1:], target[1:])
         if target.startswith("#"):
             return "#" + (label or target[1:])
         if target.startswith("!"):
             if label:
                 return label
             special = target[1:].split("^")[0]
+            if special.startswith("subteam"):
+                return "@" + names.get(target[1:].split("^")[-1], "group")
             return "@" + special
         if label:
             return f"{label} ({target})"
         return target
 
-    return _unescape(_LINK.sub(replace, text))
+    return _unescape(styled(_LINK.sub(replace, text)))
 
 
 def _unescape(text: str) -> str:
@@ -218,7 +322,7 @@ def _rich_inline(elements: list) -> str:
             url = el.get("url") or ""
             out.append(f"{el['text']} ({url})" if el.get("text") else url)
         elif kind == "user":
-            out.append("@" + (el.get("user_id") or ""))
+            out.append("@" + _names.get().get(el.get("user_id") or "", el.get("user_id") or ""))
         elif kind == "channel":
             out.append("#" + (el.get("channel_id") or ""))
         elif kind == "usergroup":
@@ -226,18 +330,30 @@ def _rich_inline(elements: list) -> str:
         elif kind == "broadcast":
             out.append("@" + (el.get("range") or "here"))
         elif kind == "emoji":
-            out.append(f":{el.get('name', '')}:")
+            out.append(EMOJI.get(el.get("name", ""), f":{el.get('name', '')}:"))
         elif kind == "date":
             out.append(el.get("fallback") or str(el.get("timestamp", "")))
     return "".join(out)
 
 
-def render_message(message: dict, *, first_number: int = 1) -> tuple[str, list[Button]]:
+def render_message(
+    message: dict, *, first_number: int = 1, names: dict[str, str] | None = None, colour: bool = False
+) -> tuple[str, list[Button]]:
     """A message (as posted or stored) as terminal text, plus its numbered buttons.
 
     Blocks win over `text` (as in Slack, where `text` is then only the notification fallback).
-    Buttons are numbered from ``first_number`` (a chat numbers them across messages).
+    Buttons are numbered from ``first_number`` (a chat numbers them across messages). ``names``
+    maps user and group ids to display names; ``colour`` renders styles as ANSI.
     """
+    names_token, colour_token = _names.set(names or {}), _colour.set(colour)
+    try:
+        return _render_message(message, first_number)
+    finally:
+        _names.reset(names_token)
+        _colour.reset(colour_token)
+
+
+def _render_message(message: dict, first_number: int) -> tuple[str, list[Button]]:
     renderer = _Renderer(first_number)
     blocks = message.get("blocks") or []
     if blocks:
@@ -252,8 +368,19 @@ def render_message(message: dict, *, first_number: int = 1) -> tuple[str, list[B
     return renderer.result()
 
 
-def render_view(view: dict, *, first_number: int = 1) -> tuple[str, list[Button]]:
+def render_view(
+    view: dict, *, first_number: int = 1, names: dict[str, str] | None = None, colour: bool = False
+) -> tuple[str, list[Button]]:
     """A modal or App Home as terminal text; input blocks show as `(input) Label`."""
+    names_token, colour_token = _names.set(names or {}), _colour.set(colour)
+    try:
+        return _render_view(view, first_number)
+    finally:
+        _names.reset(names_token)
+        _colour.reset(colour_token)
+
+
+def _render_view(view: dict, first_number: int) -> tuple[str, list[Button]]:
     renderer = _Renderer(first_number)
     if view.get("type", "modal") == "modal" and view.get("title"):
         title = _text(view["title"])

@@ -650,7 +650,13 @@ class FakeSlack:
             return copy.deepcopy(group)
 
     def add_channel(
-        self, channel_id: str, *, name: str, is_private: bool = False, is_archived: bool = False
+        self,
+        channel_id: str,
+        *,
+        name: str,
+        is_private: bool = False,
+        is_archived: bool = False,
+        is_member: bool = True,
     ) -> dict:
         channel = load_fixture("channel")
         channel.update(
@@ -660,6 +666,7 @@ class FakeSlack:
             is_private=is_private,
             is_group=is_private,
             is_archived=is_archived,
+            is_member=is_member,
             context_team_id=self.team_id,
             shared_team_ids=[self.team_id],
         )
