@@ -25,7 +25,7 @@ from sqlite_utils import Migrations
 migrations = Migrations("iamwarden")
 
 # Modules that declare tables with @migrations(); imported before migrating so every table exists.
-SCHEMA_MODULES = ("bot.findings", "bot.digest", "bot.alerts", "bot.access")
+SCHEMA_MODULES = ("bot.findings", "bot.digest", "bot.alerts", "bot.access", "bot.offboarding")
 
 
 def utcnow() -> datetime:
