@@ -37,7 +37,7 @@ from handlers.blocks import (
     section,
 )
 from handlers.commands import CommandIO, UserError, subcommand
-from handlers.directory import DirectoryError, usergroup_members
+from handlers.directory import DirectoryError, member_is_active, usergroup_members
 from handlers.home import HOME_SECTIONS
 from handlers.ids import ActionId, BlockId, CallbackId
 from handlers.models import BlockAction, SlashCommand, ViewSubmission
@@ -57,6 +57,13 @@ STATE_LABEL = {
 
 
 # -- small helpers ------------------------------------------------------------------------------
+
+
+# Said when Slack does not confirm the member is active (handlers.directory.member_is_active).
+INACTIVE_MEMBER = (
+    "Slack does not confirm that everyone involved is still an active member, so nothing was issued "
+    "or counted. If that is wrong, try again in a minute or ask the security team."
+)
 
 
 def when(moment: datetime | None) -> str:
@@ -639,6 +646,8 @@ def breakglass_command(cmd: SlashCommand, io: CommandIO) -> Message | None:
     words = cmd.rest.split(None, 1)
     if len(words) < 2:
         raise UserError("Usage: `/iam breakglass <role> <reason…>`: the reason is required.")
+    if not member_is_active(client, services, cmd.user_id):  # offboarding: never credentials for a leaver
+        raise UserError(INACTIVE_MEMBER)
     try:
         request, creds = access.break_glass(
             services,
@@ -855,6 +864,8 @@ def register(app: App, services: Services) -> None:
         if request is None:
             return
         user = action.user.id
+        if not all(member_is_active(client, services, m) for m in (user, request.requester)):  # offboarding
+            return tell(client, user, action.channel_id, INACTIVE_MEMBER)
         try:
             access.check_approver(services, request, user, members_resolver(client, services))
             outcome, request = access.approve(services, request.id, user)
@@ -1016,6 +1027,10 @@ def register(app: App, services: Services) -> None:
         request = load(action, client)
         if request is None:
             return
+        if not member_is_active(
+            client, services, action.user.id
+        ):  # offboarding: never credentials for a leaver
+            return tell(client, action.user.id, action.channel_id, INACTIVE_MEMBER)
         try:
             creds = access.reissue(services, request.id, action.user.id)
         except AccessError as exc:

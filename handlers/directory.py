@@ -83,10 +83,6 @@ ACTIVE_CACHE_SECONDS = 60.0
 _active_cache: dict[tuple[int, str], tuple[float, bool]] = {}
 
 
-class MemberInactive(Exception):
-    """The member has left (or Slack cannot say they have not); the message is for them."""
-
-
 def member_is_active(client: WebClient, services: Services, user_id: str) -> bool:
     """True only when Slack confirms ``user_id`` is an active member (``users.info``, cached a
     minute at most) and no offboarding of theirs is open. Fails closed: when Slack cannot answer,
@@ -96,10 +92,10 @@ def member_is_active(client: WebClient, services: Services, user_id: str) -> boo
     if is_offboarded(services, user_id):
         return False
     key = (id(services), user_id)
-    now = time.monotonic()
+    now = services.clock.now().timestamp()  # the bot's clock: tests move it instead of sleeping
     with _lock:
         hit = _active_cache.get(key)
-    if hit and now - hit[0] < ACTIVE_CACHE_SECONDS:
+    if hit and 0 <= now - hit[0] < ACTIVE_CACHE_SECONDS:
         return hit[1]
     try:
         user = client.users_info(user=user_id)["user"]
@@ -113,15 +109,6 @@ def member_is_active(client: WebClient, services: Services, user_id: str) -> boo
     with _lock:
         _active_cache[key] = (now, active)
     return active
-
-
-def require_active(client: WebClient, services: Services, user_id: str) -> None:
-    """Raise MemberInactive unless ``member_is_active`` (the guard the access listeners call)."""
-    if not member_is_active(client, services, user_id):
-        raise MemberInactive(
-            "Slack does not confirm that this member is still active, so nothing was issued or counted. "
-            "If that is wrong, try again in a minute or ask the security team."
-        )
 
 
 # --------------------------------------------------------------------------- the directory job
