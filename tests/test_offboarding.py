@@ -542,3 +542,32 @@ def test_a_member_slack_reports_deactivated_cannot_reissue_approve_or_break_glas
         bot.command("U0ALICE", "breakglass prod-admin prod is down").json() or {}
     ) or (bot.slack.wait_for("response_url", lambda c: "does not confirm" in json.dumps(c.args)))
     assert not [r for r in access.requests_for(bot.services, "U0ALICE") if r.kind == "break_glass"]
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        None,
+        "U0ALICE",
+        {"deleted": True},
+        {"id": "<!channel>", "deleted": True},
+        {"id": ["U0ALICE"], "deleted": True},
+        {"id": "U0ALICE' OR 1=1 --", "deleted": True},
+    ],
+)
+def test_malformed_user_change_is_acknowledged_and_changes_nothing(leaver, user):
+    bot, granted, _ = leaver
+    assert bot.sender.event({"type": "user_change", "user": user}).status == 200
+    time.sleep(0.3)
+    assert access.get_request(bot.services, granted.id).state == "granted"
+    assert actions_of(bot) == [] and offboarding_alerts(bot) == []
+
+
+def test_a_profile_change_of_an_active_member_offboards_nobody(leaver):
+    bot, granted, _ = leaver
+    user = bot.slack.user("U0ALICE")
+    user["real_name"] = "Alice Renamed"
+    assert bot.sender.event({"type": "user_change", "user": user}).status == 200
+    time.sleep(0.3)
+    assert access.get_request(bot.services, granted.id).state == "granted"
+    assert actions_of(bot) == []
