@@ -259,6 +259,7 @@ TOUR: list[Callable[[DemoSession], None]] = [
 
 CHAT_HELP = """Type /iam … to talk to the bot as the current person; a number clicks a button.
   as NAME      act as another demo person (ada, bob, carlos, sam)
+  deactivate NAME  Slack deactivates that person: watch the offboarding alert
   tour         run the scripted tour
   quit         leave"""
 
@@ -274,6 +275,7 @@ def run_demo(*, interactive: bool | None = None, out: TextIO = sys.stdout, inp: 
             session.say("\nTour finished. Run `make demo` in a terminal to chat with the bot yourself.")
             return 0
         session.say(CHAT_HELP)
+        __import__("handlers.offboarding", fromlist=["demo_cache_directory"]).demo_cache_directory(session)
         while True:
             out.write(f"{session.name_of(session.user)}> ")
             out.flush()
@@ -295,6 +297,9 @@ def run_demo(*, interactive: bool | None = None, out: TextIO = sys.stdout, inp: 
                     session.say("unknown person; try ada, bob, carlos or sam")
                 else:
                     session.user = person.slack_id
+            elif line.startswith("deactivate "):
+                offboarding = __import__("handlers.offboarding", fromlist=["demo_deactivate"])
+                offboarding.demo_deactivate(session, line.removeprefix("deactivate ").strip())
             elif line.isdigit():
                 session.click(int(line))
             elif line.startswith("/"):

@@ -271,3 +271,28 @@ def disable_from_alert(services: Services, client: WebClient, action: Any, body:
         except SlackApiError as exc:
             log.warning("could not post in the offboarding thread: %s", exc.response.get("error"))
     _tell(client, action.channel_id, user, text)
+
+
+# --------------------------------------------------------------------------- the demo
+
+
+def demo_cache_directory(session: Any) -> None:
+    """The demo chat caches the directory itself, as ``iamwarden run`` does before it serves."""
+    from handlers.directory import refresh_directory
+
+    count = refresh_directory(session.services, session.app.client)
+    session.say(f"  (cached {count} Slack members with users.list, as `iamwarden run` does at start-up)")
+
+
+def demo_deactivate(session: Any, name: str) -> None:
+    """``deactivate NAME`` in the demo chat: Slack deactivates the person and sends user_change."""
+    from bot.sandbox.demo_account import PEOPLE
+
+    person = next((p for p in PEOPLE if name.lower() in (p.name, p.slack_id.lower())), None)
+    if person is None:
+        session.say("unknown person; try " + ", ".join(p.name for p in PEOPLE))
+        return
+    session.slack.deactivate_user(person.slack_id)
+    session.say(f"\n── Slack deactivates {person.real_name}; Slack sends the bot a user_change event ──")
+    session.sender.event({"type": "user_change", "user": session.slack.user(person.slack_id)})
+    session.settle(quiet_for=1.0, limit=30.0)
