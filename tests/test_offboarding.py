@@ -571,3 +571,34 @@ def test_a_profile_change_of_an_active_member_offboards_nobody(leaver):
     time.sleep(0.3)
     assert access.get_request(bot.services, granted.id).state == "granted"
     assert actions_of(bot) == []
+
+
+def test_the_same_deactivation_racing_on_threads_and_two_instances_acts_once(leaver, make_bot, stand_in):
+    bot, granted, pending = leaver
+    other = make_bot(offboarding_config(stand_in), db=bot.store.path)  # a second instance, same database
+    bot.slack.deactivate_user("U0ALICE")
+    user = bot.slack.user("U0ALICE")
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def deliver(n: int) -> None:
+        target = bot if n % 2 else other
+        barrier.wait()
+        statuses.append(user_change(target, user, event_id=f"Ev0RACE{n}", retry=n or None)[0])
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert statuses == [200] * 8
+    wait_for_alert(bot)
+    time.sleep(1.5)
+    assert len(offboarding_alerts(bot)) == 1
+    audited = actions_of(bot)
+    assert audited.count("offboarding.detected") == 1 and audited.count("offboarding.revoked") == 1
+    assert access.get_request(bot.services, granted.id).state == "revoked"
+    assert access.get_request(bot.services, pending.id).state == "expired"
+    assert [s["Condition"]["StringEquals"]["aws:SourceIdentity"] for s in revocation_statements()] == [
+        "U0ALICE"
+    ]
