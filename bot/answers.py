@@ -7,12 +7,14 @@ surface (``handlers/queries.py``) only renders these objects.
 
 Parsing a large inventory takes far longer than Slack's 3-second budget allows per request, so the
 parsed snapshots, the identity map and each principal's statements are kept in a ``SnapshotBook``
-that is rebuilt only when a new snapshot is stored or the Slack directory is refreshed.
+that is rebuilt only when a new snapshot is stored. Who is who (``bot.identity``) is joined to it at
+answer time, cached per directory version, so a directory change shows on the next answer.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import io
 import logging
@@ -25,8 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.findings import Finding, FindingStatus, Severity, findings_of, latest_snapshots, snapshot_inventory
-from bot.identity import IdentityMap, PrincipalRef, directory_refreshed_at, store_directory
-from bot.jobs import job
+from bot.identity import IdentityMap, PrincipalRef, identity_for
 from bot.services import Services
 from bot.settings import Config
 from bot.store import Store
@@ -79,7 +80,7 @@ class SnapshotBook:
                 )
             )
             inventories[row["account_id"]] = inventory
-        identity = IdentityMap.build(config, store, inventories)
+        identity = identity_for(config, store, [row["id"] for row in rows], inventories)
         book = cls(snapshots=snapshots, inventories=inventories, identity=identity)
         for account_id, inventory in inventories.items():
             for user in inventory.get("users") or []:
@@ -134,20 +135,22 @@ def _cached_book(owner: tuple, key: tuple) -> SnapshotBook | None:
 
 
 def current_book(services: Services) -> SnapshotBook:
-    """The book for the newest snapshots; cheap when nothing changed (two small queries)."""
+    """The book for the newest snapshots, with who is who as the directory is now; cheap when
+    nothing changed (three small queries)."""
     store = services.store
     rows = latest_snapshots(store)
     owner = (id(services.config), str(store.path))
-    key = (tuple(r["id"] for r in rows), directory_refreshed_at(store))
+    # Who is who is joined at answer time (_with_current_identity), so only the snapshots key the book.
+    key = (tuple(r["id"] for r in rows),)
     hit = _cached_book(owner, key)
     if hit is not None:
-        return hit
+        return _with_current_identity(services, hit, key[0])
     # One thread parses a new snapshot; requests arriving meanwhile wait for it instead of each
     # parsing the same inventory.
     with _BUILD_LOCK:
         hit = _cached_book(owner, key)
         if hit is not None:
-            return hit
+            return _with_current_identity(services, hit, key[0])
         with _BOOKS_LOCK:
             _BOOKS.pop(owner, None)  # let the superseded book go before parsing the new one
         book = SnapshotBook.build(services.config, store, rows)
@@ -155,7 +158,14 @@ def current_book(services: Services) -> SnapshotBook:
             _BOOKS[owner] = (key, book)
             while len(_BOOKS) > MAX_BOOKS:
                 _BOOKS.popitem(last=False)
-    return book
+    return _with_current_identity(services, book, key[0])
+
+
+def _with_current_identity(services: Services, book: SnapshotBook, snapshot_ids: tuple) -> SnapshotBook:
+    """The book joined with the identity map of the directory as it is now (a cached look-up;
+    the parsed snapshots, indexes and locks are shared, never copied)."""
+    identity = identity_for(services.config, services.store, snapshot_ids, book.inventories)
+    return book if identity is book.identity else dataclasses.replace(book, identity=identity)
 
 
 def cached_book_count() -> int:
@@ -193,6 +203,7 @@ class MemberRisks:
     snapshots: list[SnapshotInfo]
     next_scan: datetime | None = None
     tag_key: str = "email"
+    email: str | None = None  # the member's Slack email: what an IAM user's tag must say to link
 
     @property
     def counts(self) -> Counter[str]:
@@ -202,7 +213,12 @@ class MemberRisks:
 def member_risks(services: Services, user_id: str, *, book: SnapshotBook | None = None) -> MemberRisks:
     """The member's open findings across every principal mapped to them, most severe first."""
     book = book or current_book(services)
-    base = dict(user_id=user_id, snapshots=book.snapshots, tag_key=services.config.identity.tag_key)
+    base = dict(
+        user_id=user_id,
+        snapshots=book.snapshots,
+        tag_key=services.config.identity.tag_key,
+        email=book.identity.email_of(user_id),
+    )
     if not book.snapshots:
         return MemberRisks(
             status="no-snapshot", principals=[], findings=[], next_scan=next_scan_at(services), **base
@@ -257,6 +273,7 @@ class MemberKeys:
     snapshots: list[SnapshotInfo]
     next_scan: datetime | None = None
     tag_key: str = "email"
+    email: str | None = None
     rotation_days: int = 90
     unused_days: int = 45
 
@@ -269,6 +286,7 @@ def member_keys(services: Services, user_id: str, *, book: SnapshotBook | None =
         user_id=user_id,
         snapshots=book.snapshots,
         tag_key=services.config.identity.tag_key,
+        email=book.identity.email_of(user_id),
         rotation_days=scan.key_rotation_days,
         unused_days=scan.key_unused_days,
     )
@@ -633,43 +651,16 @@ def _csv_cell(value: Any) -> str:
 
 
 def refresh_directory(services: Services, client: Any, *, page_size: int = 200) -> int:
-    """Cache the workspace's members (``users.list``, paginated) in SQLite; returns how many.
+    """Cache the workspace's members (``users.list``, paginated); returns how many.
 
-    ``client`` is a slack_sdk WebClient. Runs on a schedule, never per request: users.list is a
-    rate-limited (Tier 2) method and the WebClient's retry handler honours Retry-After.
-    """
-    members: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        page = client.users_list(limit=page_size, **({"cursor": cursor} if cursor else {}))
-        members += page.get("members") or []
-        cursor = (page.get("response_metadata") or {}).get("next_cursor")
-        if not cursor:
-            break
-    count = store_directory(services.store, members, services.clock.now())
-    log.info("directory refreshed: %d members", count)
-    return count
+    Kept for callers of the old name: the directory lives in ``bot.identity`` (and the refresh job,
+    which also offboards members it finds deactivated, in ``handlers.directory``)."""
+    from bot.identity import refresh_directory as refresh
+
+    return refresh(services, client, page_size=page_size).stored
 
 
 def directory_is_stale(services: Services) -> bool:
-    """True when the directory was never cached or is older than ``[identity] directory_refresh``."""
-    refreshed = directory_refreshed_at(services.store)
-    if refreshed is None:
-        return True
-    return services.clock.now() - _parse_time(refreshed) >= services.config.identity.directory_refresh
+    from bot.identity import directory_is_stale as stale
 
-
-# The job wakes every few minutes but calls users.list only when the cache is stale: a new
-# deployment gets its directory within minutes instead of after the first full interval.
-_DIRECTORY_CHECK_SECONDS = 300.0
-
-
-@job(
-    "directory-refresh",
-    every_seconds=lambda s: min(
-        _DIRECTORY_CHECK_SECONDS, s.config.identity.directory_refresh.total_seconds()
-    ),
-)
-def directory_refresh_job(services: Services, client: Any) -> None:
-    if directory_is_stale(services):
-        refresh_directory(services, client)
+    return stale(services)

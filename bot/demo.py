@@ -366,6 +366,7 @@ CHAT_HELP = """Type /iam … to talk to the bot as the current person; a number 
   as NAME      act as another demo person (ada, bob, carlos, sam)
   home         open the App Home tab
   wait 1h      let demo time pass (30m, 2h, 1d): jobs run as they fall due
+  deactivate NAME Slack deactivates that person: watch the offboarding alert
   tour         run the scripted tour
   quit         leave"""
 
@@ -411,6 +412,9 @@ def chat_line(session: DemoSession, line: str) -> bool:
             session.say(f"  {exc}")
         else:
             session.wait(duration)
+    elif line.startswith("deactivate "):
+        offboarding = __import__("handlers.offboarding", fromlist=["demo_deactivate"])
+        offboarding.demo_deactivate(session, line.removeprefix("deactivate ").strip())
     elif line.isdigit():
         session.click(int(line))
     elif line.startswith("/"):
@@ -431,6 +435,7 @@ def run_demo(*, interactive: bool | None = None, out: TextIO = sys.stdout, inp: 
             session.say("\nTour finished. Run `make demo` in a terminal to chat with the bot yourself.")
             return 0
         session.say(CHAT_HELP)
+        __import__("handlers.offboarding", fromlist=["demo_cache_directory"]).demo_cache_directory(session)
         session.watch()
         while True:
             out.write(f"{session.name_of(session.user)}> ")

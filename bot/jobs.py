@@ -28,6 +28,9 @@ class JobSpec:
     # Either a cron expression read from config (callable so config decides) or an interval in seconds.
     cron: Callable[[Services], str | None] | None = None
     every_seconds: Callable[[Services], float | None] | None = None
+    # Also run once, synchronously, before ``iamwarden run`` serves (e.g. cache the directory so the
+    # first answer after start-up already knows who is who).
+    at_start: bool = False
 
 
 JOBS: list[JobSpec] = []
@@ -76,9 +79,10 @@ def job(
     *,
     cron: Callable[[Services], str | None] | None = None,
     every_seconds: Callable[[Services], float | None] | None = None,
+    at_start: bool = False,
 ) -> Callable:
     def register_job(fn: Callable[[Services, Any], None]) -> Callable[[Services, Any], None]:
-        JOBS.append(JobSpec(name=name, run=fn, cron=cron, every_seconds=every_seconds))
+        JOBS.append(JobSpec(name=name, run=fn, cron=cron, every_seconds=every_seconds, at_start=at_start))
         return fn
 
     return register_job
@@ -95,9 +99,14 @@ def _safe(spec: JobSpec, services: Services, client: Any) -> Callable[[], None]:
 
 
 def start_background_jobs(services: Services, client: Any) -> Callable[[], None]:
-    """Start the scheduler with every declared job; returns a function that stops it."""
+    """Run the ``at_start`` jobs once (before the caller starts serving), then start the scheduler
+    with every declared job; returns a function that stops it. A failing start-up job is logged and
+    retried at its next slot: Slack being slow must not keep the bot from starting."""
     import bot.features  # noqa: F401  (imports feature modules so their @job declarations run)
 
+    for spec in JOBS:
+        if spec.at_start:
+            _safe(spec, services, client)()
     tz = services.config.schedule.timezone
     scheduler = BackgroundScheduler(timezone=tz)
     for spec in JOBS:

@@ -62,6 +62,8 @@ class AccountScan:
     name: str = ""
     scanned_at: datetime | None = None
     inventory: Inventory | None = field(default=None, repr=False)
+    # What the scan says once about the Slack directory (why ownership could not be evaluated).
+    directory_note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -200,14 +202,18 @@ def _collect_one(
         return target, None, counter.total, f"scanning failed: {type(exc).__name__}"
 
 
-def _identity_map(services: Any, inventories: dict[str, Inventory]) -> Owners | None:
+def _identity_map(
+    services: Any, inventories: dict[str, Inventory], unavailable: str | None = None
+) -> Owners | None:
     """``bot.identity.IdentityMap`` when that module exists and someone is known; else None."""
     try:
         identity = importlib.import_module("bot.identity")
     except ModuleNotFoundError:
         return None
     try:
-        return identity.IdentityMap.build(services.config, services.store, inventories)
+        owners = identity.IdentityMap.build(services.config, services.store, inventories)
+        owners.unavailable = unavailable
+        return owners
     except Exception:  # owners are a nicety: a broken directory must not fail the scan
         log.exception("building the identity map failed; findings will have no owner")
         return None
@@ -224,17 +230,33 @@ def _own_principal(aws: AwsFactory) -> list[str]:
         return []
 
 
+def _directory_for_scan(services: Any, directory: Any) -> Any:
+    """Refresh a stale Slack directory first (``bot.identity.directory_for_scan``); None if absent."""
+    try:
+        identity = importlib.import_module("bot.identity")
+        return identity.directory_for_scan(services, directory)
+    except ModuleNotFoundError:
+        return None
+    except Exception:  # a broken directory must not fail the scan; the checks say "could not evaluate"
+        log.exception("preparing the Slack directory failed")
+        return None
+
+
 def scan_accounts(
     services: Any,
     *,
     progress: Progress | None = None,
     targets: list[AccountTarget] | None = None,
     sleep: Callable[[float], None] | None = None,
+    directory: Any = None,
 ) -> list[AccountScan]:
     """Scan every configured account concurrently; store each snapshot; return one result per account.
 
     A failed account is stored as a snapshot with status "failed" and its error, and returned with
     ``error`` set; the others complete. Findings carry owners when ``bot.identity`` can tell.
+    ``directory`` reads Slack's ``users.list`` (the bot's WebClient): a stale directory is refreshed
+    before the checks run; without one the cached directory is used, and ``directory_note`` says why
+    ownership could not be evaluated when it could not.
     """
     config: Config = services.config
     now = services.clock.now()
@@ -255,7 +277,9 @@ def scan_accounts(
     inventories = {inv["account_id"]: inv for _, inv, _, _ in collected if inv is not None}
     own = _own_principal(services.aws) if inventories else []
     known_accounts = {t.account_id for t in targets if t.account_id} | set(inventories)
-    owners = _identity_map(services, inventories)
+    prepared = _directory_for_scan(services, directory)
+    owners = _identity_map(services, inventories, prepared.unavailable if prepared else None)
+    note = prepared.note if prepared else None
     results: list[AccountScan] = []
     for target, inventory, calls, error in collected:
         account_id = inventory["account_id"] if inventory else (target.account_id or "")
@@ -273,7 +297,9 @@ def scan_accounts(
                 status="failed",
                 error=error,
             )
-            results.append(AccountScan(account_id, snapshot_id, [], calls, error, target.name, now))
+            results.append(
+                AccountScan(account_id, snapshot_id, [], calls, error, target.name, now, directory_note=note)
+            )
             continue
         if progress:
             progress(target.label, "checks")
@@ -291,7 +317,17 @@ def scan_accounts(
         if progress:
             progress(target.label, f"done: {len(findings)} findings, {calls} API calls")
         results.append(
-            AccountScan(account_id, snapshot_id, findings, calls, None, target.name, now, inventory)
+            AccountScan(
+                account_id,
+                snapshot_id,
+                findings,
+                calls,
+                None,
+                target.name,
+                now,
+                inventory,
+                directory_note=note,
+            )
         )
     return results
 
@@ -464,7 +500,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
         return EXIT_AWS
     services = Services.from_settings(settings)
-    scans = scan_accounts(services, progress=_stderr_progress())
+    directory = None
+    if settings.slack_bot_token is not None:
+        from bot.app import build_client  # wiring: the Slack Web API client, only with a token
+
+        directory = build_client(services)
+    scans = scan_accounts(services, progress=_stderr_progress(), directory=directory)
     scanned_at = services.clock.now()
     if args.format == "json":
         json.dump(scan_document(scans, scanned_at), sys.stdout, indent=2)
@@ -476,6 +517,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     for s in scans:
         if s.error:
             print(f"iamwarden: {s.name or s.account_id or 'this account'}: {s.error}", file=sys.stderr)
+    note = next((s.directory_note for s in scans if s.directory_note), None)
+    if note:  # once per scan, not once per account
+        print(f"iamwarden: {note}", file=sys.stderr)
     if args.fail_on:
         threshold = Severity(args.fail_on)
         if any(

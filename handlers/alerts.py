@@ -511,9 +511,9 @@ def register(app: App, services: Services) -> None:
         deliver_alerts(services, client)
 
     @app.action(ActionId.ALERT_DISABLE_ACCESS.value)
-    def on_disable_access(ack: Ack, body: dict, respond: Respond, client: WebClient) -> None:
+    @ack_then(services)
+    def on_disable_access(body: dict, respond: Respond, client: WebClient) -> None:
         """KEY_QUARANTINED's one click: the digest's Disable access flow on the quarantined user."""
-        ack()
         action = BlockAction.from_body(body)
         alert = load(action, respond)
         if alert is None:

@@ -667,7 +667,7 @@ def run_scan_job(services: Services, client: WebClient) -> bool:
     try:
         from bot.scan import scan_accounts
 
-        scan_accounts(services)
+        scan_accounts(services, directory=client)  # a stale directory is refreshed first
     except Exception as exc:
         digests.finish_slot(
             store, kind="scan", channel="*", slot=slot, now=services.clock.now(), error=type(exc).__name__
@@ -1123,14 +1123,14 @@ def demo_tour(session: Any) -> None:
     """The demo tour's digest step: cache the Slack directory, scan, post the digest, then Sam (security
     team) uses Disable access on Dana, who left (deactivated in Slack) with an active access key."""
     from bot.app import build_client
-    from bot.identity import store_directory
     from bot.scan import scan_accounts
+    from handlers.directory import refresh_directory
 
     services = session.services
     client = build_client(services)
     session.say("\n── The daily digest: posted on schedule by `iamwarden run`; here, right now ──")
-    store_directory(services.store, client.users_list()["members"], services.clock.now())
-    scan_accounts(services)
+    refresh_directory(services, client)
+    scan_accounts(services, directory=client)
     post_digest(services, client)
     session.settle()
     session.say(

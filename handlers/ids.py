@@ -32,6 +32,8 @@ class ActionId(StrEnum):
     ACCESS_REVIEW = "access_review"
     ACCESS_CONSOLE = "access_console"
     ACCESS_WITHDRAW = "access_withdraw"
+    # -- offboarding (handlers/offboarding.py) --
+    OFFBOARDING_DISABLE_ACCESS = "offboarding_disable_access"
     # -- alerts (handlers/alerts.py) --
     ALERT_ACKNOWLEDGE = "alert_acknowledge"
     ALERT_ASK_ACTOR = "alert_ask_actor"

@@ -167,12 +167,27 @@ def no_snapshot_message(next_scan: datetime | None) -> Message:
     return Message(text=text, blocks=[section(text)])
 
 
-def unmapped_text(tag_key: str, *, who: str = "You are") -> str:
+def unmapped_text(tag_key: str, *, who: str = "You are", email: str | None = None) -> str:
+    """Says what the bot looked for (the member's Slack email, the tag key), so they can fix it."""
+    if email:
+        looked = (
+            f"I looked for an IAM user tagged {code(tag_key)} = {code(email)} (the Slack email) in the "
+            "latest scan and found none, and `[identity] map` does not name this member."
+        )
+        value = escape(email)
+    else:
+        looked = (
+            f"Slack gave me no email address for this member (the directory may not be cached yet, or "
+            f"the app lacks `users:read.email`), so no {code(tag_key)} tag can match, and "
+            "`[identity] map` does not name them."
+        )
+        value = "you@example.com"
     return (
-        f"{who} not linked to any IAM user or role yet. To get linked, tag your IAM user with "
-        f"{code(tag_key)} = your Slack email address (`aws iam tag-user --user-name NAME --tags "
-        f"Key={escape(tag_key)},Value=you@example.com`), or ask the security team to add you to "
-        "`[identity] map` in the bot's config. The link shows up after the next scan."
+        f"{who} not linked to any IAM user or role yet. {looked} To get linked, tag the IAM user with "
+        f"{code(tag_key)} = the Slack email address (`aws iam tag-user --user-name NAME --tags "
+        f"Key={escape(tag_key)},Value={value}`), or ask the security team to add the member to "
+        "`[identity] map` in the bot's config. A new tag is read by the next scan; a change in Slack "
+        "or in `[identity] map` shows on the next answer, without a scan."
     )
 
 
@@ -196,7 +211,7 @@ def risks_message(risks: MemberRisks, *, title: str = "Your IAM risks", subject:
     if risks.status == "no-snapshot":
         return no_snapshot_message(risks.next_scan)
     if risks.status == "unmapped":
-        text = unmapped_text(risks.tag_key)
+        text = unmapped_text(risks.tag_key, email=risks.email)
         return Message(text=text, blocks=[header(title), section(text)])
     principals = ", ".join(principal_label(p) for p in risks.principals)
     if not risks.findings:
@@ -268,7 +283,7 @@ def keys_message(keys: MemberKeys, now: datetime) -> Message:
     if keys.status == "no-snapshot":
         return no_snapshot_message(keys.next_scan)
     if keys.status == "unmapped":
-        text = unmapped_text(keys.tag_key)
+        text = unmapped_text(keys.tag_key, email=keys.email)
         return Message(text=text, blocks=[header(title), section(text)])
     if not keys.users:
         text = "You are linked only to roles, which have no long-lived access keys. Nothing to rotate."
@@ -822,7 +837,7 @@ def scan_now(cmd: SlashCommand, io: CommandIO) -> Message:
         return Message(text=text, blocks=[section(text)])
     try:
         io.services.store.audit("scan.requested", actor=cmd.user_id, at=io.services.clock.now())
-        scans = scan_accounts(io.services)
+        scans = scan_accounts(io.services, directory=io.client)  # a stale directory is refreshed first
     finally:
         lock.release()
     return scan_result_message(scans)
@@ -837,7 +852,7 @@ def home_blocks(risks: MemberRisks, keys: MemberKeys, now: datetime) -> list[dic
     if risks.status == "no-snapshot":
         return blocks + no_snapshot_message(risks.next_scan).blocks
     if risks.status == "unmapped":
-        return blocks + [section(unmapped_text(risks.tag_key))]
+        return blocks + [section(unmapped_text(risks.tag_key, email=risks.email))]
     if not risks.findings:
         blocks.append(
             section(":white_check_mark: Nothing to fix: no open findings on your IAM users and roles.")
@@ -935,7 +950,9 @@ def demo_tour(s: Any) -> None:
 
     s.say("\nAsking the bot: every answer comes from the latest scan, in the ack, with no AWS call.")
     if directory_refreshed_at(s.services.store) is None:
-        count = answers.refresh_directory(s.services, s.app.client)
+        from handlers.directory import refresh_directory
+
+        count = refresh_directory(s.services, s.app.client)
         s.say(f"  (the directory job cached {count} Slack members with users.list)")
     if not latest_snapshots(s.services.store):
         done = len(s.slack.calls_to("response_url")) + 1

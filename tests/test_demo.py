@@ -35,3 +35,14 @@ def test_demo_chat_switches_person_and_answers():
     assert "/iam help" in text
     assert "sam> /iam nonsense" in text
     assert "Unknown command" in text
+
+
+def test_demo_chat_deactivate_shows_the_offboarding_alert():
+    out = io.StringIO()
+    inp = io.StringIO("deactivate carlos\ndeactivate nobody\nquit\n")
+    assert run_demo(interactive=True, out=out, inp=inp) == 0
+    text = out.getvalue()
+    assert "cached" in text and "users.list" in text  # the chat caches the directory itself
+    assert "Offboarding" in text and "Carlos" in text
+    assert "unknown person" in text
+    assert "Traceback" not in text

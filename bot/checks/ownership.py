@@ -36,6 +36,9 @@ def _directory_problem(ctx: CheckContext) -> str | None:
     """Why ownership cannot be judged right now, or None when it can."""
     if ctx.owners is None:
         return "no Slack directory is available to this scan (run the bot, or map owners in [identity] map)"
+    unavailable = getattr(ctx.owners, "unavailable", None)
+    if unavailable:
+        return unavailable
     members = getattr(ctx.owners, "members", None)
     if members is not None and not members and not ctx.config.identity.map:
         return "the Slack directory has not been cached yet and no owners are mapped in [identity] map"

@@ -11,6 +11,7 @@ from bot.access import AccessError, AccessRequest
 from bot.services import Services
 from handlers.access.notifier import (
     SlackNotifier,
+    active_port,
     approver_availability,
     deliver,
     members_resolver,
@@ -167,6 +168,7 @@ def breakglass_command(cmd: SlashCommand, io: CommandIO) -> Message | None:
             origin_channel=cmd.channel_id,
             members_of=members_resolver(client, services),
             notifier=SlackNotifier(services, client),
+            is_active=active_port(client, services),
         )
     except (AccessError, DirectoryError) as exc:
         raise _user_error(exc) from None

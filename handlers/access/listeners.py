@@ -15,6 +15,7 @@ from bot.services import Services
 from handlers.access.commands import _check_someone_can_approve, _requested_message
 from handlers.access.notifier import (
     SlackNotifier,
+    active_port,
     announce_outcome,
     deliver,
     dm,
@@ -60,6 +61,7 @@ def register(app: App, services: Services) -> None:
                 action.user.id,
                 members_of=members_resolver(client, services),
                 notifier=SlackNotifier(services, client),
+                is_active=active_port(client, services),
             )
         except DirectoryError as exc:
             tell(
@@ -193,7 +195,9 @@ def register(app: App, services: Services) -> None:
     def on_reissue(ack: Ack, body: dict, client: WebClient) -> None:
         ack()
         action = BlockAction.from_body(body)
-        outcome = intents.get_credentials(services, action.value, action.user.id)
+        outcome = intents.get_credentials(
+            services, action.value, action.user.id, is_active=active_port(client, services)
+        )
         if outcome.credentials is None or outcome.request is None:
             tell_outcome(client, action, outcome)
             return

@@ -25,10 +25,16 @@ from handlers.blocks import (
     section,
 )
 from handlers.commands import UserError
-from handlers.directory import DirectoryError, usergroup_members
+from handlers.directory import DirectoryError, member_is_active, usergroup_members
 from handlers.ids import ActionId
 
 log = logging.getLogger(__name__)
+
+
+def active_port(client: WebClient, services: Services) -> Callable[[str], bool]:
+    """The access intents' "is this member still active?" port: Slack's users.info (cached a
+    minute) and no open offboarding; fails closed (``handlers.directory.member_is_active``)."""
+    return lambda user_id: member_is_active(client, services, user_id)
 
 
 def members_resolver(client: WebClient, services: Services) -> Callable[[str], frozenset[str]]:
