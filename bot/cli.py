@@ -245,7 +245,7 @@ def _version() -> str:
 # Commands that do not read this deployment's settings (the demo brings its own).
 NO_SETTINGS = frozenset({"demo", "checks"})
 # Commands for which a config that cannot post or approve anything is worth a warning.
-WARN_USELESS = frozenset({"run", "digest"})  # `check` shows them in its table
+WARN_USELESS = frozenset({"run"})  # `check` shows them in its table
 # Settings a command cannot start without, checked with the rest (a missing one is the error shown).
 REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {"run": ("slack_bot_token",)}
 

@@ -26,15 +26,15 @@ from bot.settings import Config
 from handlers.digest import post_digest
 from handlers.directory import member_is_active
 from handlers.ids import ActionId
-from tests.conftest import ACCOUNT_ID
-from tests.test_access import (
+from tests.access.support import (
     APPROVALS,
     create_role,
     make_config,
     request_and_approve,
     text_of,
 )
-from tests.test_access import click as access_click
+from tests.access.support import click as access_click
+from tests.conftest import ACCOUNT_ID
 from tests.test_digest import CHANNEL, buttons_in, click, csv_rows, headlines, texts, thread
 
 
@@ -514,6 +514,7 @@ def test_a_member_slack_reports_deactivated_cannot_reissue_approve_or_break_glas
     create_role()
     config = make_config(stand_in)
     config["roles"][0]["break_glass"] = True
+    config["roles"][0]["break_glass_requesters"] = ["U0ALICE"]
     bot = make_bot(config)
     granted, _ = request_and_approve(bot)
     assert bot.command("U0BOB", "request prod-admin 1h bob needs it").status == 200
