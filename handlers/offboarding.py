@@ -39,7 +39,7 @@ from handlers.ids import ActionId
 
 log = logging.getLogger(__name__)
 
-_MEMBER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_MEMBER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # used with fullmatch: no trailing newline slips through
 # Each held IAM user is one block with its own button; the rest go to the overflow file.
 MAX_USERS_SHOWN = 20
 
@@ -162,11 +162,14 @@ def offboarding_sweep_job(services: Services, client: Any) -> None:
 
 def handle_user_change(services: Services, client: WebClient, body: dict[str, Any]) -> str:
     """One ``user_change`` event: cache the member, then offboard or close their offboarding.
-    Returns what happened (for the log and the tests): ignored | updated | offboarded | duplicate |
-    reactivated."""
+    Returns what happened, for the log."""
     event = body.get("event") if isinstance(body.get("event"), dict) else {}
     user = event.get("user")
-    if not isinstance(user, dict) or not isinstance(user.get("id"), str) or not _MEMBER_ID.match(user["id"]):
+    if (
+        not isinstance(user, dict)
+        or not isinstance(user.get("id"), str)
+        or not _MEMBER_ID.fullmatch(user["id"])
+    ):
         log.warning("user_change without a usable user object; ignored")
         return "ignored"
     user_id = user["id"]
@@ -181,9 +184,8 @@ def handle_user_change(services: Services, client: WebClient, body: dict[str, An
             source="user_change",
             event_id=body.get("event_id") if isinstance(body.get("event_id"), str) else None,
         )
-        if report is None and not offboarding.is_offboarded(services, user_id):
-            return "duplicate"
-        return "offboarded" if report is not None else "duplicate"
+        # None: another delivery (or instance) claimed it first, or the alert waits for the sweep.
+        return "offboarded" if report is not None else "claimed elsewhere or alert pending"
     if changes.reactivated or offboarding.is_offboarded(services, user_id):
         offboarding.reactivated(services, user_id, source="user_change")
         return "reactivated"

@@ -554,6 +554,7 @@ def test_a_member_slack_reports_deactivated_cannot_reissue_approve_or_break_glas
         {"id": "<!channel>", "deleted": True},
         {"id": ["U0ALICE"], "deleted": True},
         {"id": "U0ALICE' OR 1=1 --", "deleted": True},
+        {"id": "U0ALICE\n", "deleted": True},
     ],
 )
 def test_malformed_user_change_is_acknowledged_and_changes_nothing(leaver, user):
