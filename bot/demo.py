@@ -66,6 +66,9 @@ class DemoSession:
     def start(self) -> DemoSession:
         self.workdir = self.workdir or Path(tempfile.mkdtemp(prefix="iamwarden-demo-"))
         self.sandbox = MotoSandbox().start()
+        # moto's backends live in the process, not the server: a second demo in one process (tests)
+        # starts from an empty account like the first.
+        self.sandbox.reset()
         self.sandbox.apply_env()
         # moto has no Access Analyzer: a local stand-in (the scan would otherwise report it unknown).
         self.access_analyzer = start_demo_access_analyzer()
@@ -100,6 +103,8 @@ class DemoSession:
         self.server = HttpServer(wsgi_app(self.app, Health(self.services))).start()
         self.sender = SlackSender(self.server.url + "/slack/events", SIGNING_SECRET, fake_slack=self.slack)
         self._seen = len(self.slack.calls)
+        # Like `iamwarden run`, the demo knows who is who before the first answer (tour and chat).
+        __import__("handlers.offboarding", fromlist=["demo_cache_directory"]).demo_cache_directory(self)
         return self
 
     def stop(self) -> None:
@@ -435,7 +440,6 @@ def run_demo(*, interactive: bool | None = None, out: TextIO = sys.stdout, inp: 
             session.say("\nTour finished. Run `make demo` in a terminal to chat with the bot yourself.")
             return 0
         session.say(CHAT_HELP)
-        __import__("handlers.offboarding", fromlist=["demo_cache_directory"]).demo_cache_directory(session)
         session.watch()
         while True:
             out.write(f"{session.name_of(session.user)}> ")

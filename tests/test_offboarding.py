@@ -531,17 +531,17 @@ def test_a_member_slack_reports_deactivated_cannot_reissue_approve_or_break_glas
     issued = len(access.grants_of(bot.services, granted.id))
     dm = bot.slack.messages("D0ALICE")[0]
     access_click(bot, "U0ALICE", ActionId.ACCESS_REISSUE, granted.id, message=dm, channel="D0ALICE")
-    bot.slack.wait_for("chat.postEphemeral", lambda c: "does not confirm" in c.args.get("text", ""))
+    bot.slack.wait_for("chat.postEphemeral", lambda c: "active member" in c.args.get("text", ""))
     assert len(access.grants_of(bot.services, granted.id)) == issued
     access_click(bot, "U0LEAD1", ActionId.ACCESS_APPROVE, bob_request.id)
     bot.slack.wait_for(
         "chat.postEphemeral",
-        lambda c: c.args.get("user") == "U0LEAD1" and "does not confirm" in c.args.get("text", ""),
+        lambda c: c.args.get("user") == "U0LEAD1" and "active member" in c.args.get("text", ""),
     )
     assert access.get_request(bot.services, bob_request.id).state == "pending"
-    assert "does not confirm" in json.dumps(
+    assert "active member" in json.dumps(
         bot.command("U0ALICE", "breakglass prod-admin prod is down").json() or {}
-    ) or (bot.slack.wait_for("response_url", lambda c: "does not confirm" in json.dumps(c.args)))
+    ) or (bot.slack.wait_for("response_url", lambda c: "active member" in json.dumps(c.args)))
     assert not [r for r in access.requests_for(bot.services, "U0ALICE") if r.kind == "break_glass"]
 
 
