@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 
 from bot.app import Health, HttpServer, build_app, wsgi_app
@@ -62,6 +63,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
         }
     ],
 }
+
+# Property tests are deterministic like every other test: the same examples on every run, so a
+# failure reproduces and CI never turns red by the draw of a seed.
+hypothesis.settings.register_profile("deterministic", derandomize=True, print_blob=True)
+hypothesis.settings.load_profile("deterministic")
 
 # Nothing in the test process may reach real AWS.
 for _key, _value in DUMMY_ENV.items():

@@ -526,6 +526,11 @@ def _escalating(graph: EscalationGraph) -> set[str]:
     return {a for _, a, _ in graph.principals() if graph.routes(a)}
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug (issue 12, open): a Deny can add a path to role r0 in the graph; the property "
+    "found it and stays here until the graph is fixed (strict: it fails loudly once it passes)",
+)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(world, st.sampled_from(NAMES), st.sampled_from(ACTIONS), st.sampled_from([None, *NAMES]))
 def test_adding_a_deny_never_adds_a_path(spec, who, action, resource):
