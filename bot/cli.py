@@ -20,8 +20,20 @@ from bot.settings import Settings, SettingsError, load_settings
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_AWS = 0, 1, 2, 3
 
-# Modules that declare CLI commands with @command (scan, checks, digest live with their features).
-CLI_MODULES: tuple[str, ...] = ("handlers.digest", "bot.scan", "handlers.readiness")
+# Command name -> the module that declares it with @command (scan, checks, digest live with their
+# features). The CLI imports only the chosen command's module, so `iamwarden scan` loads no Slack
+# library, scheduler or web server; `iamwarden --help` imports them all to list every command.
+CLI_COMMANDS: dict[str, str] = {
+    "run": "bot.cli",
+    "demo": "bot.cli",
+    "audit": "bot.cli",
+    "policy": "bot.cli",
+    "scan": "bot.scan",
+    "checks": "bot.scan",
+    "digest": "handlers.digest",
+    "check": "handlers.readiness",
+}
+CLI_MODULES: tuple[str, ...] = tuple(dict.fromkeys(m for m in CLI_COMMANDS.values() if m != "bot.cli"))
 
 # Subcommand name -> (help, add_arguments, handler). Feature modules may add entries via `command`.
 _COMMANDS: dict[
@@ -213,8 +225,16 @@ def cmd_policy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    for module in CLI_MODULES:  # feature modules register their own CLI commands
+def _chosen_command(argv: Sequence[str] | None) -> str | None:
+    """The subcommand named on the command line (the first word that is not an option), if any."""
+    args = sys.argv[1:] if argv is None else argv
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = ()) -> argparse.ArgumentParser:
+    chosen = CLI_COMMANDS.get(_chosen_command(argv) or "")
+    # Feature modules register their own CLI commands: load only the chosen one's (all for --help).
+    for module in [chosen] if chosen else CLI_MODULES:
         importlib.import_module(module)
     parser = _Parser(prog="iamwarden", description="Keep AWS IAM healthy from Slack.")
     parser.add_argument("--version", action="version", version=f"iamwarden {_version()}")
@@ -261,7 +281,7 @@ def check_configuration(command_name: str) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
