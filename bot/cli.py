@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings, parse_duration
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_AWS = 0, 1, 2, 3
 
@@ -87,6 +87,7 @@ def _settings(args: argparse.Namespace, *, require: tuple[str, ...] = ()) -> Set
 
 @command("run", "Run the bot (Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on IAMWARDEN_PORT).")
 def cmd_run(args: argparse.Namespace) -> int:
+    # Lazy: only this command loads it, so other commands start light (see CLI_COMMANDS).
     from bot.app import run
     from bot.services import Services
 
@@ -115,6 +116,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise SettingsError(
             f"the demo needs the dev extra (pip install 'iamwarden[dev]'): {missing} is missing"
         )
+    # Lazy: only this command loads it, so other commands start light (see CLI_COMMANDS).
     from bot.demo import run_demo
 
     configure_logging("WARNING")
@@ -124,8 +126,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def parse_instant(text: str, *, now: datetime, flag: str) -> datetime:
     """An ISO 8601 instant (a date means its midnight UTC; no offset means UTC) or a duration back
     from now (``24h``, ``7d``, ``90m``). Anything else is a SettingsError naming the flag."""
-    from bot.settings import parse_duration
-
     raw = text.strip()
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
@@ -151,6 +151,7 @@ def _audit_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("audit", "Export the audit log (JSON Lines or CSV) to standard output.", _audit_arguments)
 def cmd_audit(args: argparse.Namespace) -> int:
+    # Lazy: only this command loads it, so other commands start light (see CLI_COMMANDS).
     from bot.store import Store
 
     now = datetime.now(UTC)
@@ -186,6 +187,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _policy_arguments(parser: argparse.ArgumentParser) -> None:
+    # Lazy: only this command loads it, so other commands start light (see CLI_COMMANDS).
     from bot.permissions import FEATURE_POLICIES
 
     parser.add_argument(
@@ -204,6 +206,7 @@ def _policy_arguments(parser: argparse.ArgumentParser) -> None:
     _policy_arguments,
 )
 def cmd_policy(args: argparse.Namespace) -> int:
+    # Lazy: only this command loads it, so other commands start light (see CLI_COMMANDS).
     from bot.permissions import FEATURE_POLICIES, cloudformation_json, enabled_features, render_policy
 
     if args.cloudformation:
