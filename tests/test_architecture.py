@@ -92,3 +92,13 @@ def test_no_new_hidden_project_imports():
             if "#" not in line and not above.strip().startswith("#"):
                 unexplained.append(f"{path.relative_to(ROOT)}:{lineno}")
     assert len(unexplained) <= HIDDEN_IMPORTS_CEILING, "\n".join(unexplained)
+
+
+def test_architecture_md_names_only_paths_that_exist():
+    import re
+
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    paths = set(re.findall(r"`((?:bot|handlers|tests|sandbox)/[\w/.]*|pyproject\.toml)`", text))
+    assert len(paths) > 10
+    missing = [p for p in sorted(paths) if not (ROOT / p.rstrip("/")).exists()]
+    assert not missing, f"ARCHITECTURE.md names paths that do not exist: {missing}"
