@@ -468,6 +468,8 @@ TOUR: list[Callable[[DemoSession], None]] = [
 ]
 
 CHAT_HELP = """Type /iam … to talk to the bot as the current person; a number clicks a button.
+A modal the bot opens asks for each input in turn (Enter keeps a default or skips an optional
+one; `cancel` closes it), then is submitted.
   as NAME      act as another demo person (ada, bob, carlos, sam)
   home         open the App Home tab
   wait 1h      let demo time pass (30m, 2h, 1d): jobs run as they fall due
