@@ -316,7 +316,8 @@ class DemoSession:
             self.say(f"  (Slack would show an error: HTTP {status})")
             return
         body = response.json() if hasattr(response, "json") else None
-        if body:
+        # An ack with nothing to show (a modal opens instead): Slack shows nothing either.
+        if body and (body.get("text") or body.get("blocks") or body.get("attachments")):
             self._show_message("bot (only you)", body)
 
     def settle(self, quiet_for: float = 0.3, limit: float = 15.0) -> None:
