@@ -26,7 +26,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.findings import Finding, FindingStatus, Severity, findings_of, latest_snapshots, snapshot_inventory
+from bot.findings import (
+    Finding,
+    FindingStatus,
+    Severity,
+    findings_of,
+    is_open,
+    latest_snapshots,
+    open_count,
+    snapshot_inventory,
+)
 from bot.identity import IdentityMap, PrincipalRef, identity_for
 from bot.services import Services
 from bot.settings import Config
@@ -207,7 +216,18 @@ class MemberRisks:
 
     @property
     def counts(self) -> Counter[str]:
-        return Counter(f.severity.value for f in self.findings)
+        """Open findings by severity (a check that could not evaluate is not one of them)."""
+        return Counter(f.severity.value for f in self.findings if is_open(f))
+
+    @property
+    def open_count(self) -> int:
+        """The member's open findings, counted as every surface counts them."""
+        return open_count(self.findings)
+
+    @property
+    def unknown(self) -> int:
+        """Checks on the member's principals that could not evaluate (shown, never counted as open)."""
+        return sum(1 for f in self.findings if f.status == FindingStatus.UNKNOWN)
 
 
 def member_risks(services: Services, user_id: str, *, book: SnapshotBook | None = None) -> MemberRisks:

@@ -25,7 +25,7 @@ from bot.clock import FrozenClock
 from bot.sandbox.access_analyzer import start_demo_access_analyzer
 from bot.sandbox.aws import MotoSandbox
 from bot.sandbox.demo_account import DEMO_CONFIG, PEOPLE, seed_demo_account
-from bot.sandbox.render import Button, render_message, render_view
+from bot.sandbox.render import Button, input_fields, render_message, render_view
 from bot.sandbox.slack_api import FakeSlack
 from bot.sandbox.slack_sender import SlackSender
 from bot.services import Services
@@ -33,6 +33,9 @@ from bot.settings import Config, load_settings, parse_duration
 
 SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - the local stand-in's, not a real secret
 BOT_TOKEN = "xoxb-testing"  # noqa: S105
+
+# The demo workspace's channels, by id.
+_CHANNELS = {"C0APPROVALS": "#approvals", "C0SECURITY": "#security", "C0GENERAL": "#general"}
 
 # Web API methods whose calls are shown to the person at the terminal.
 _SHOWN = {
@@ -49,6 +52,14 @@ _SHOWN = {
 
 
 @dataclass
+class OpenModal:
+    """A modal Slack is showing to ``user``: the view as Slack stored it (with its id)."""
+
+    view: dict
+    user: str
+
+
+@dataclass
 class DemoSession:
     """A running demo: sandbox AWS, fake Slack, the bot, and a sender acting as a demo person."""
 
@@ -60,8 +71,11 @@ class DemoSession:
     colour: bool = False
     # In the chat the terminal already shows what was typed: do not echo it a second time.
     echo: bool = True
+    # The modal the bot last opened and not yet submitted or closed, with who it was opened for.
+    modal: OpenModal | None = None
     _seen: int = 0
     _show_lock: threading.Lock = field(default_factory=threading.Lock)
+    _actor: str = ""
 
     def start(self) -> DemoSession:
         self.workdir = self.workdir or Path(tempfile.mkdtemp(prefix="iamwarden-demo-"))
@@ -120,7 +134,7 @@ class DemoSession:
         print(text, file=self.out)
 
     def command(self, text: str, *, user: str | None = None) -> None:
-        user = user or self.user
+        user = self._actor = user or self.user
         if self.echo:
             self.say(f"\n{self.name_of(user)}> {text}")
         words = text.strip().split(None, 1)
@@ -136,7 +150,7 @@ class DemoSession:
         self.settle()
 
     def click(self, number: int, *, user: str | None = None) -> None:
-        user = user or self.user
+        user = self._actor = user or self.user
         button = next((b for b in self.buttons if b.number == number), None)
         if button is None:
             self.say(f"(no button {number})")
@@ -173,14 +187,97 @@ class DemoSession:
         """Slack shows members and groups by name, never by id: @ada, @security."""
         names = {p.slack_id: p.name for p in PEOPLE}
         names[self.slack.bot_user_id] = "iamwarden"
+        names |= {channel: name.lstrip("#") for channel, name in _CHANNELS.items()}
         return names | getattr(self, "group_names", {})
 
     def home(self, *, user: str | None = None) -> None:
         """Open the App Home tab as ``user`` (Slack sends app_home_opened; the bot publishes it)."""
-        user = user or self.user
+        user = self._actor = user or self.user
         self.say(f"\n{self.name_of(user)} opens the iamwarden App Home")
         self._show_http(self.sender.app_home_opened(user))
         self.settle()
+
+    # -- modals: filled in at the terminal, submitted or cancelled as Slack would -------------------
+
+    def fill_modal(self, read: Callable[[str], str | None]) -> bool:
+        """Ask for each input of the open modal (label, numbered options), then send Slack's
+        ``view_submission`` signed through the same app; ``cancel`` closes it instead (Slack tells
+        the app with ``view_closed`` only when the modal asked for it). Errors the listener answers
+        with (``response_action: errors``) are shown and those inputs asked for again.
+        Returns False when the input ends."""
+        modal, self.modal = self.modal, None
+        if modal is None:
+            return True
+        view, user = modal.view, modal.user
+        fields = input_fields(view)
+        names = self.display_names()
+        values: dict[str, dict] = {}
+        errors: dict[str, str] = {}
+        self.say(f"  (the modal is open for @{self.name_of(user)}: answer each input; `cancel` closes it)")
+        while True:
+            for f in fields:
+                if errors and f.block_id not in errors and f.block_id in values:
+                    continue
+                if f.block_id in errors:
+                    self.say(f"  ⚠ {f.label}: {errors[f.block_id]}")
+                while True:
+                    self.say(f"  {f.question(names)}")
+                    answer = read("  > ")
+                    if answer is None:
+                        return False
+                    if self.echo:  # no terminal showed what was typed: show it once
+                        self.say(answer)
+                    if answer.strip().lower() == "cancel":
+                        self._close_modal(view, user)
+                        return True
+                    try:
+                        values[f.block_id] = {f.action_id: f.answer(answer, names)}
+                        break
+                    except ValueError as exc:
+                        self.say(f"  ⚠ {exc}")
+            self._actor = user
+            self.say(f"\n{self.name_of(user)} submits [{_plain(view.get('submit')) or 'Submit'}]")
+            response = self.sender.view_submission(
+                user,
+                view.get("callback_id") or "",
+                values,
+                private_metadata=view.get("private_metadata") or "",
+                view_id=view.get("id") or "V0001",
+            )
+            if response.status != 200:
+                self.say(f"  (Slack would show an error: HTTP {response.status})")
+                return True
+            body = response.json() or {}
+            action = body.get("response_action")
+            if action == "errors":
+                errors = {k: str(v) for k, v in (body.get("errors") or {}).items()}
+                unknown = [msg for k, msg in errors.items() if k not in {f.block_id for f in fields}]
+                for msg in unknown:  # Slack shows only errors on input blocks; say so honestly
+                    self.say(f"  ⚠ {msg}")
+                if len(unknown) == len(errors):
+                    self.say("  (Slack would reject this response: no input block matches the errors)")
+                    return True
+                continue
+            self.settle()
+            if action in ("update", "push") and isinstance(body.get("view"), dict):
+                view = {**body["view"], "id": view.get("id")}
+                text, buttons = render_view(view, first_number=len(self.buttons) + 1, names=names)
+                self._print_block(f"bot ({action} view)", text, buttons, None, None)
+                fields, values, errors = input_fields(view), {}, {}
+                if fields:
+                    continue
+            return True
+
+    def _close_modal(self, view: dict, user: str) -> None:
+        self.say(f"\n{self.name_of(user)} closes the modal [{_plain(view.get('close')) or 'Cancel'}]")
+        if view.get("notify_on_close"):
+            self._actor = user
+            self._show_http(
+                self.sender.view_closed(user, view.get("callback_id") or "", view_id=view.get("id") or "")
+            )
+            self.settle()
+        else:
+            self.say("  (nothing is sent: the modal did not ask to be told when it closes)")
 
     # -- the scheduler on the demo's clock ----------------------------------------------------------
 
@@ -219,7 +316,8 @@ class DemoSession:
             self.say(f"  (Slack would show an error: HTTP {status})")
             return
         body = response.json() if hasattr(response, "json") else None
-        if body:
+        # An ack with nothing to show (a modal opens instead): Slack shows nothing either.
+        if body and (body.get("text") or body.get("blocks") or body.get("attachments")):
             self._show_message("bot (only you)", body)
 
     def settle(self, quiet_for: float = 0.3, limit: float = 15.0) -> None:
@@ -263,6 +361,10 @@ class DemoSession:
                     colour=self.colour,
                 )
                 self._print_block(f"bot ({call.method.split('.')[1]} view)", text, buttons, None, None)
+                stored = call.response.get("view") or view or {}
+                if call.method != "views.publish" and stored.get("type", "modal") == "modal":
+                    # Slack now shows this modal to whoever acted: the chat asks for its inputs next.
+                    self.modal = OpenModal(view=stored, user=self._actor or self.user)
                 continue
             if call.method == "files.completeUploadExternal":
                 self.say(f"  [file uploaded to {where}]")
@@ -286,8 +388,7 @@ class DemoSession:
         if channel.startswith("D") or channel.startswith("U"):
             person = next((p for p in PEOPLE if p.slack_id[1:] == channel[1:]), None)
             return f"a DM to @{person.name}" if person else "a DM"
-        names = {"C0APPROVALS": "#approvals", "C0SECURITY": "#security", "C0GENERAL": "#general"}
-        return names.get(channel, channel or "Slack")
+        return _CHANNELS.get(channel, channel or "Slack")
 
     def watch(self) -> None:
         """Show asynchronous results (a grant after an approval, a job's post) when they happen."""
@@ -368,12 +469,18 @@ TOUR: list[Callable[[DemoSession], None]] = [
 ]
 
 CHAT_HELP = """Type /iam … to talk to the bot as the current person; a number clicks a button.
+A modal the bot opens asks for each input in turn (Enter keeps a default or skips an optional
+one; `cancel` closes it), then is submitted.
   as NAME      act as another demo person (ada, bob, carlos, sam)
   home         open the App Home tab
   wait 1h      let demo time pass (30m, 2h, 1d): jobs run as they fall due
   deactivate NAME Slack deactivates that person: watch the offboarding alert
   tour         run the scripted tour
   quit         leave"""
+
+
+def _plain(obj: object) -> str:
+    return obj.get("text", "") if isinstance(obj, dict) else ""
 
 
 def _human(duration: timedelta) -> str:
@@ -429,6 +536,21 @@ def chat_line(session: DemoSession, line: str) -> bool:
     return True
 
 
+def chat(session: DemoSession, read: Callable[[str], str | None]) -> int:
+    """The chat loop: ``read(prompt)`` returns the next line typed (None at the end of input).
+    A modal the bot opens is filled in (or cancelled) before the next command."""
+    while True:
+        if session.modal is not None:
+            if not session.fill_modal(read):
+                return 0
+            continue
+        line = read(f"{session.name_of(session.user)}> ")
+        if line is None:
+            return 0
+        if line and not chat_line(session, line):
+            return 0
+
+
 def run_demo(*, interactive: bool | None = None, out: TextIO = sys.stdout, inp: TextIO = sys.stdin) -> int:
     interactive = inp.isatty() if interactive is None else interactive
     session = DemoSession(out=out, colour=_wants_colour(out), echo=not (interactive and inp.isatty()))
@@ -441,14 +563,13 @@ def run_demo(*, interactive: bool | None = None, out: TextIO = sys.stdout, inp: 
             return 0
         session.say(CHAT_HELP)
         session.watch()
-        while True:
-            out.write(f"{session.name_of(session.user)}> ")
+
+        def read(prompt: str) -> str | None:
+            out.write(prompt)
             out.flush()
             raw = inp.readline()
-            if not raw:
-                return 0
-            line = raw.strip()
-            if line and not chat_line(session, line):
-                return 0
+            return raw.strip() if raw else None
+
+        return chat(session, read)
     finally:
         session.stop()

@@ -224,8 +224,9 @@ def risks_message(risks: MemberRisks, *, title: str = "Your IAM risks", subject:
                 context(snapshot_line(risks.snapshots)),
             ],
         )
-    n = len(risks.findings)
+    n = risks.open_count
     summary = f"{n} open finding{'s' if n != 1 else ''} on {principals}: {counts_line(risks.counts)}"
+    summary += unknown_tail(risks.unknown)
     blocks = [header(title), section(summary), divider(), *finding_blocks(risks.findings)]
     blocks.append(context(snapshot_line(risks.snapshots)))
     fallback = f"{n} open IAM finding{'s' if n != 1 else ''} for {escape(subject)}: " + ", ".join(
@@ -846,6 +847,11 @@ def scan_now(cmd: SlashCommand, io: CommandIO) -> Message:
 # --------------------------------------------------------------------------- App Home
 
 
+def unknown_tail(unknown: int) -> str:
+    """How many checks could not evaluate, said beside (never inside) the open count."""
+    return f"; {unknown} check{'s' if unknown != 1 else ''} could not evaluate" if unknown else ""
+
+
 def home_blocks(risks: MemberRisks, keys: MemberKeys, now: datetime) -> list[dict]:
     """The member's risks and keys for the App Home, with buttons for the next steps."""
     blocks: list[dict] = [header("Your IAM risks")]
@@ -858,11 +864,12 @@ def home_blocks(risks: MemberRisks, keys: MemberKeys, now: datetime) -> list[dic
             section(":white_check_mark: Nothing to fix: no open findings on your IAM users and roles.")
         )
     else:
-        n = len(risks.findings)
-        blocks.append(section(f"{n} open finding{'s' if n != 1 else ''}: {counts_line(risks.counts)}"))
+        n = risks.open_count
+        summary = f"{n} open finding{'s' if n != 1 else ''}: {counts_line(risks.counts)}"
+        blocks.append(section(summary + unknown_tail(risks.unknown)))
         lines = [finding_line(f) for f in risks.findings[:HOME_FINDINGS]]
-        if n > HOME_FINDINGS:
-            lines.append(f"…and {n - HOME_FINDINGS} more.")
+        if len(risks.findings) > HOME_FINDINGS:
+            lines.append(f"…and {len(risks.findings) - HOME_FINDINGS} more.")
         blocks.append(section("\n".join(lines)))
     blocks.append(header("Your access keys"))
     if keys.keys:

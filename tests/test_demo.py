@@ -52,3 +52,14 @@ def test_demo_chat_deactivate_shows_the_offboarding_alert():
     assert "Offboarding" in text and "Carlos" in text
     assert "unknown person" in text
     assert "Traceback" not in text + result.stderr
+
+
+def test_readme_demo_section_names_every_chat_command():
+    from bot.demo import CHAT_HELP
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("`make demo` in a terminal", 1)[1].split("\n## ", 1)[0]
+    commands = [line.split()[0] for line in CHAT_HELP.splitlines()[3:]]
+    assert {"as", "home", "wait", "deactivate", "tour", "quit"} <= set(commands)
+    for word in [*commands, "cancel", "view_submission", "view_closed"]:
+        assert f"`{word}" in section, word

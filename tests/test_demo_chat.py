@@ -115,3 +115,25 @@ def test_request_approve_credentials_wait_expiry_digest_through_a_terminal(termi
     # One echo per command: the terminal's own, never a second copy from the demo.
     assert t.transcript.count("/iam request prod-admin 1h rotate") == 1
     assert "Traceback" not in t.transcript and "URLError" not in t.transcript
+
+
+@pytest.mark.timeout(300)
+def test_a_modal_is_filled_in_and_submitted_through_a_terminal(terminal):
+    t = terminal
+    t.expect(r"ada> ")
+    t.type("/iam request")
+    t.expect(r"\[ Request access \].*?Role\s+\[1\] prod-admin  \[2\] prod-readonly\s+> ")
+    t.type("2")
+    t.expect(r"For how long.*?> ")
+    t.type("1h")
+    t.expect(r"Reason\s+> ")
+    t.type("read the *audit* logs")
+    t.expect(r"Ticket \(optional\)\s+> ")
+    t.type("")
+    submitted = t.expect(r"ada submits \[Request\](.*?)ada> ")
+    assert "bot in #approvals" in submitted.group(1) and "prod-readonly" in submitted.group(1)
+    t.type("quit")
+    assert t.process.wait(timeout=60) == 0
+    # The terminal shows each answer once (its own echo); the chat adds no second copy.
+    assert t.transcript.count("read the *audit* logs") == 1
+    assert "Traceback" not in t.transcript

@@ -185,3 +185,23 @@ def test_an_approver_group_slack_does_not_know_is_not_ready(check):
     assert result.returncode == 1
     [failed] = rows(result, "FAIL")
     assert "@nobody-here" in failed
+
+
+def test_a_private_channel_the_bot_is_in_is_ready(check, slack):
+    create_role()
+    slack.add_channel("C0SECURITY", name="security", is_private=True)
+    result = check()
+    assert result.returncode == 0, result.stdout
+    assert any("C0SECURITY" in line and "  ok  " in line for line in result.stdout.splitlines())
+
+
+def test_without_the_channel_read_scopes_membership_is_a_warning_naming_them(check, slack):
+    # An app installed from an older manifest (no channels:read / groups:read): Slack answers
+    # conversations.info with missing_scope; the check says what to add instead of failing.
+    create_role()
+    slack.fail_next("conversations.info", error="missing_scope", times=2)
+    result = check()
+    assert result.returncode == 0, result.stdout
+    warned = rows(result, "warn")
+    assert len([w for w in warned if "membership not verified" in w]) == 2
+    assert all("channels:read / groups:read" in w for w in warned if "membership" in w)

@@ -138,7 +138,7 @@ def mrkdwn_to_text(text: str) -> str:
                 return "@" + label.lstrip("@")
             return "@" + names.get(target[1:], target[1:])
         if target.startswith("#"):
-            return "#" + (label or target[1:])
+            return "#" + (label or names.get(target[1:], target[1:]))
         if target.startswith("!"):
             if label:
                 return label
@@ -392,3 +392,166 @@ def _render_view(view: dict, first_number: int) -> tuple[str, list[Button]]:
         renderer.add("")
         renderer.add("  ".join(f"<{a}>" for a in actions))
     return renderer.result()
+
+
+# -- modals in a terminal: each input block asked for in turn, answered as Slack would submit it ------
+
+_TEXT_INPUTS = {"plain_text_input", "email_text_input", "url_text_input", "number_input", "rich_text_input"}
+_ONE_CHOICE = {"static_select", "radio_buttons"}
+_MANY_CHOICES = {"multi_static_select", "checkboxes"}
+_STATE_KEY = {
+    "datepicker": "selected_date",
+    "timepicker": "selected_time",
+    "users_select": "selected_user",
+    "conversations_select": "selected_conversation",
+    "channels_select": "selected_channel",
+}
+REQUIRED = "Please complete this required field."
+
+
+@dataclass
+class InputField:
+    """One input block of a modal, as the demo chat asks for it and as Slack would submit it."""
+
+    block_id: str
+    action_id: str
+    kind: str
+    label: str
+    optional: bool
+    options: list[dict]
+    element: dict
+    hint: str = ""
+
+    def question(self, names: dict[str, str] | None = None) -> str:
+        """The label, the numbered options of a select and what Enter keeps, on one or two lines."""
+        line = self.label + (" (optional)" if self.optional else "")
+        if self.hint and not (self.optional and self.hint.lower() == "optional"):
+            line += f"  ({self.hint})"
+        if self.options:
+            line += "\n    " + "  ".join(
+                f"[{i}] {_text(o.get('text'))}" for i, o in enumerate(self.options, 1)
+            )
+            if self.kind in _MANY_CHOICES:
+                line += "  (numbers separated by commas)"
+        elif self.kind == "datepicker":
+            line += "  (YYYY-MM-DD)"
+        elif self.kind in ("users_select",):
+            line += "  (a person's name)"
+        initial = self.initial_text(names or {})
+        if initial:
+            line += f"\n    Enter keeps: {initial}"
+        return line
+
+    def initial_text(self, names: dict[str, str]) -> str:
+        el = self.element
+        if el.get("initial_option"):
+            return _text(el["initial_option"].get("text"))
+        if el.get("initial_options"):
+            return ", ".join(_text(o.get("text")) for o in el["initial_options"])
+        if el.get("initial_user"):
+            return "@" + names.get(el["initial_user"], el["initial_user"])
+        for key in ("initial_value", "initial_date", "initial_time"):
+            if el.get(key):
+                return str(el[key])
+        return ""
+
+    def answer(self, text: str, names: dict[str, str] | None = None) -> dict:
+        """The `view.state.values` entry Slack would send for ``text`` typed as the answer.
+
+        Enter keeps the initial value; raises ValueError with what Slack (or the chat) would say
+        when the answer cannot be submitted (a required field left empty, not one of the options).
+        """
+        text = text.strip()
+        el = self.element
+        state: dict = {"type": self.kind}
+        if not text:
+            if self.initial_text(names or {}):
+                return state | self._initial()
+            if not self.optional:
+                raise ValueError(REQUIRED)
+            return state | self._empty()
+        if self.kind in _ONE_CHOICE:
+            return state | {"selected_option": self._choose(text)}
+        if self.kind in _MANY_CHOICES:
+            return state | {"selected_options": [self._choose(part) for part in text.split(",")]}
+        if self.kind == "datepicker":
+            from datetime import date
+
+            try:
+                date.fromisoformat(text)
+            except ValueError:
+                raise ValueError("Pick a date as YYYY-MM-DD.") from None
+            return state | {"selected_date": text}
+        if self.kind == "users_select":
+            by_name = {name.lower(): uid for uid, name in (names or {}).items()}
+            user = by_name.get(text.lstrip("@").lower()) or (text if text.upper() == text else None)
+            if user is None:
+                raise ValueError(f"No one called {text!r} here.")
+            return state | {"selected_user": user}
+        if self.kind == "number_input":
+            try:
+                float(text)
+            except ValueError:
+                raise ValueError("Enter a number.") from None
+        if el.get("max_length") and len(text) > int(el["max_length"]):
+            raise ValueError(f"At most {el['max_length']} characters.")
+        key = _STATE_KEY.get(self.kind, "value")
+        return state | {key: text}
+
+    def _choose(self, text: str) -> dict:
+        text = text.strip()
+        if text.isdigit() and 1 <= int(text) <= len(self.options):
+            return self.options[int(text) - 1]
+        for option in self.options:
+            if text.lower() in (_text(option.get("text")).lower(), str(option.get("value", "")).lower()):
+                return option
+        raise ValueError(f"Choose one of 1–{len(self.options)}.")
+
+    def _initial(self) -> dict:
+        el = self.element
+        if el.get("initial_option"):
+            return {"selected_option": el["initial_option"]}
+        if el.get("initial_options"):
+            return {"selected_options": el["initial_options"]}
+        if el.get("initial_user"):
+            return {"selected_user": el["initial_user"]}
+        for key, state_key in (
+            ("initial_date", "selected_date"),
+            ("initial_time", "selected_time"),
+            ("initial_value", "value"),
+        ):
+            if el.get(key):
+                return {state_key: el[key]}
+        return {}
+
+    def _empty(self) -> dict:
+        if self.kind in _ONE_CHOICE:
+            return {"selected_option": None}
+        if self.kind in _MANY_CHOICES:
+            return {"selected_options": []}
+        return {_STATE_KEY.get(self.kind, "value"): None}
+
+
+def input_fields(view: dict) -> list[InputField]:
+    """The modal's input blocks, in order, as fields the chat can ask for."""
+    fields = []
+    for block in view.get("blocks") or []:
+        if not isinstance(block, dict) or block.get("type") != "input":
+            continue
+        element = block.get("element") or {}
+        options = list(element.get("options") or [])
+        for group in element.get("option_groups") or []:
+            options.extend(group.get("options") or [])
+        fields.append(
+            InputField(
+                block_id=block.get("block_id") or "",
+                action_id=element.get("action_id") or "",
+                kind=element.get("type") or "",
+                label=_text(block.get("label")),
+                optional=bool(block.get("optional")),
+                options=options,
+                element=element,
+                hint=_text(block.get("hint")) if block.get("hint") else "",
+            )
+        )
+    return fields
