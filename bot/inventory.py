@@ -33,7 +33,7 @@ from typing import Any
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.aws import RETRY_CONFIG, AwsFactory, describe_aws_error, error_code
+from bot.aws import AwsFactory, describe_aws_error, error_code
 from bot.clock import Clock
 from bot.policy import PolicyParseError, PolicySource, Statement, parse_policy
 from bot.store import iso
@@ -110,10 +110,7 @@ class _Collector:
         if service not in OPTIONAL_SERVICES:
             return self.aws.client(service)
         # An optional source must not stall the scan: fewer retries, then "unknown".
-        client = self.aws.session.client(
-            service, region_name=self.aws.region, config=RETRY_CONFIG.merge(OPTIONAL_RETRIES)
-        )
-        return self.aws.counter.attach(client)
+        return self.aws.client(service, config=OPTIONAL_RETRIES)
 
     def optional(self, source: str, read: Callable[[], Any], default: Any = None) -> Any:
         """Run one optional read; on any AWS error record the source as unknown and return default."""

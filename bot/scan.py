@@ -177,7 +177,7 @@ def _collect_one(
     sleep: Callable[[float], None] | None,
 ) -> tuple[AccountTarget, Inventory | None, int, str | None]:
     counter = CallCounter()
-    aws = AwsFactory(region=base.region, session=base.session, counter=counter)
+    aws = base.with_counter(counter)
     say = (lambda phase: progress(target.label, phase)) if progress else None
     try:
         if target.role_arn:
