@@ -25,7 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.aws import AwsFactory, CallCounter, describe_aws_error
-from bot.checks.catalog import CheckContext, Owners, iter_checks
+from bot.checks.catalog import CheckContext, Owners, clear_scan_memo, iter_checks
 from bot.cli import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, command
 from bot.findings import Finding, FindingStatus, Severity, save_snapshot, sort_findings
 from bot.inventory import CLIENT_LOCK, CollectError, Inventory, collect
@@ -258,6 +258,20 @@ def scan_accounts(
     before the checks run; without one the cached directory is used, and ``directory_note`` says why
     ownership could not be evaluated when it could not.
     """
+    try:
+        return _scan_accounts(services, progress=progress, targets=targets, sleep=sleep, directory=directory)
+    finally:
+        clear_scan_memo()  # memory stays flat across the scans of a long-running bot
+
+
+def _scan_accounts(
+    services: Any,
+    *,
+    progress: Progress | None,
+    targets: list[AccountTarget] | None,
+    sleep: Callable[[float], None] | None,
+    directory: Any,
+) -> list[AccountScan]:
     config: Config = services.config
     now = services.clock.now()
     if targets is None:

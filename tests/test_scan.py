@@ -437,3 +437,29 @@ def test_cli_reports_an_unreachable_account_and_exits_3(aws, clock, tmp_path, st
         "iamwarden: lost: AWS denied assuming arn:aws:iam::555566667777:role/audit"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_ten_scans_in_one_process_keep_memory_flat(aws, clock, access_analyzer, tmp_path):
+    import gc
+    import tracemalloc
+
+    from bot.checks.catalog import memo_size
+
+    seed_mixed_account(aws, clock, access_analyzer)
+    services = services_for(tmp_path, clock)
+    scan_accounts(services, sleep=lambda s: None)  # warm: the action catalog, botocore's models
+    gc.collect()
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        for _ in range(10):
+            clock.advance(days=1)
+            [result] = scan_accounts(services, sleep=lambda s: None)
+            assert result.error is None
+            assert memo_size() == 0  # the per-statement memo is emptied after every scan
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+    # One scan's objects are a few MB; ten scans keeping theirs would be ten times that.
+    assert grown < 8_000_000, grown
