@@ -24,7 +24,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.aws import AwsFactory, CallCounter, describe_aws_error
+from bot.aws import AwsFactory, CallCounter, describe_aws_error, is_access_denied
 from bot.checks.catalog import CheckContext, Owners, clear_scan_memo, iter_checks
 from bot.cli import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, command
 from bot.findings import Finding, FindingStatus, Severity, save_snapshot, sort_findings
@@ -196,7 +196,15 @@ def _collect_one(
         return target, None, counter.total, str(exc)
     except (ClientError, BotoCoreError) as exc:
         what = f"assuming {target.role_arn}" if target.role_arn else "reading the account"
-        return target, None, counter.total, describe_aws_error(exc, what)
+        message = describe_aws_error(exc, what)
+        if target.role_arn and is_access_denied(exc):
+            # AssumeRole needs both halves: our permission and the member role's trust. The trust
+            # policy is the usual culprit (a role made before the bot, or by another stack).
+            message += (
+                f" Most often the member role's trust policy does not admit the bot's role: "
+                f"add the bot's role ARN as a Principal of {target.role_arn}'s trust policy."
+            )
+        return target, None, counter.total, message
     except Exception as exc:  # one broken account must not stop the others
         log.exception("scanning %s failed", target.label)
         return target, None, counter.total, f"scanning failed: {type(exc).__name__}"

@@ -270,6 +270,8 @@ def test_two_organization_accounts_are_scanned_and_an_unreachable_one_is_reporte
     assert ("SUPPORT_ROLE_MISSING", None) in failed(member_scan.findings)
     assert lost.snapshot_id is not None and lost.findings == []
     assert "AccessDenied" in lost.error and "arn:aws:iam::555566667777:role/audit" in lost.error
+    # Both halves of a denied AssumeRole are named: our permission and the member role's trust policy.
+    assert "sts:AssumeRole" in lost.error and "trust policy does not admit the bot" in lost.error
     # The failure is stored too, and never becomes the account's latest good snapshot.
     rows = {s["account_id"]: s for s in latest_snapshots(services.store, status=None)}
     assert rows["555566667777"]["status"] == "failed"
