@@ -41,6 +41,10 @@ ACCESS_DENIED_CODES = frozenset(
         "ExpiredTokenException",
     }
 )
+# boto3 sessions are not thread-safe while they create clients; the calls themselves are. Only
+# client creation is serialised, so one account's stalled request never holds the others.
+CLIENT_LOCK = threading.RLock()
+
 THROTTLING_CODES = frozenset(
     {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
 )
@@ -98,12 +102,13 @@ class AwsFactory:
         self, service: str, *, counter: CallCounter | None = None, config: BotoConfig | None = None
     ) -> Any:
         """A client for ``service`` with RETRY_CONFIG (merged with ``config``), counted."""
-        client = self.session.client(
-            service,
-            region_name=self.region,
-            config=RETRY_CONFIG.merge(config) if config is not None else RETRY_CONFIG,
-            **(self.credentials or {}),
-        )
+        with CLIENT_LOCK:
+            client = self.session.client(
+                service,
+                region_name=self.region,
+                config=RETRY_CONFIG.merge(config) if config is not None else RETRY_CONFIG,
+                **(self.credentials or {}),
+            )
         return (counter or self.counter).attach(client)
 
     def with_counter(self, counter: CallCounter) -> AwsFactory:
