@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -514,9 +514,28 @@ def summary_counts(findings: Iterable[Finding]) -> dict[str, int]:
     return counts
 
 
+def snapshot_age(last_good_at: datetime | None, now: datetime) -> str:
+    """ "last good snapshot 3 h old" / "no earlier snapshot": what answers use while an account fails."""
+    if last_good_at is None:
+        return "no earlier snapshot"
+    minutes = max(0, int((now - last_good_at).total_seconds() // 60))
+    if minutes < 60:
+        age = f"{minutes} min"
+    elif minutes < 48 * 60:
+        age = f"{minutes // 60} h"
+    else:
+        age = f"{minutes // (24 * 60)} days"
+    return f"last good snapshot {age} old"
+
+
+def failure_text(scan: AccountScan) -> str:
+    """Why the account failed and how old the snapshot answers still use is."""
+    return f"{scan.error} ({snapshot_age(scan.last_good_at, scan.scanned_at or datetime.now(UTC))})"
+
+
 def summary_line(scan: AccountScan) -> str:
     if scan.error:
-        return f"{scan.name or scan.account_id or 'this account'}: could not be scanned: {scan.error}"
+        return f"{scan.name or scan.account_id or 'this account'}: could not be scanned: {failure_text(scan)}"
     c = summary_counts(scan.findings)
     parts = [f"{c[s.value]} {s.value}" for s in Severity if c[s.value]]
     tail = []
@@ -682,7 +701,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         _write_table(scans, sys.stdout)
     for s in scans:
         if s.error:
-            print(f"iamwarden: {s.name or s.account_id or 'this account'}: {s.error}", file=sys.stderr)
+            print(
+                f"iamwarden: {s.name or s.account_id or 'this account'}: {failure_text(s)}", file=sys.stderr
+            )
     note = next((s.directory_note for s in scans if s.directory_note), None)
     if note:  # once per scan, not once per account
         print(f"iamwarden: {note}", file=sys.stderr)

@@ -22,7 +22,9 @@ from bot.services import Services
 from bot.settings import Config, load_settings
 from tests.scan_helpers import ACCOUNT_ID, allow, days_ago, doc, failed, trust, unknown
 
-pytest_plugins = ["tests.aws_stubs"]  # the access_analyzer fixture (moto has no Access Analyzer)
+pytest_plugins = [
+    "tests.aws_stubs"
+]  # access_analyzer and stalling_proxy fixtures (moto has no Access Analyzer)
 pytestmark = pytest.mark.usefixtures("access_analyzer")
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
@@ -465,3 +467,110 @@ def test_ten_scans_in_one_process_keep_memory_flat(aws, clock, access_analyzer, 
         tracemalloc.stop()
     # One scan's objects are a few MB; ten scans keeping theirs would be ten times that.
     assert grown < 8_000_000, grown
+
+
+# -- deadlines: a slow account never holds the scan ----------------------------------------------
+
+
+def _organization(members: int) -> list[str]:
+    org = boto3.client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    return [
+        org.create_account(Email=f"m{i}@example.com", AccountName=f"member{i}")["CreateAccountStatus"][
+            "AccountId"
+        ]
+        for i in range(members)
+    ]
+
+
+def _scan_threads_done(timeout: float = 30) -> None:
+    """Wait for the abandoned account's thread (released by the proxy) to finish its late work."""
+    import threading
+
+    for thread in [t for t in threading.enumerate() if t.name.startswith(("scan-", "collect"))]:
+        thread.join(timeout)
+
+
+@pytest.mark.parametrize(
+    ("hold", "operation"),
+    [
+        ("iam", r"(GetAccountAuthorizationDetails|GenerateCredentialReport|GetAccountSummary|\w+)"),
+        ("assume", "AssumeRole"),
+    ],
+    ids=["iam-calls-stalled", "assume-role-stalled"],
+)
+def test_a_stalled_account_times_out_and_the_others_are_stored_without_waiting(
+    aws, clock, tmp_path, stalling_proxy, hold, operation
+):
+    import time
+
+    members = _organization(3)
+    slow = members[1]
+    config = {"organizations": {"enabled": True}, "scan": {"account_timeout": "2s"}}
+    services = services_for(tmp_path, clock, config)
+    first = {r.account_id: r for r in scan_accounts(services, sleep=lambda s: None)}
+    assert all(r.error is None for r in first.values())
+    clock.advance(hours=3)
+
+    stalling_proxy.stall(slow, hold)
+    started = time.monotonic()
+    results = {r.account_id: r for r in scan_accounts(services, sleep=lambda s: None)}
+    elapsed = time.monotonic() - started
+
+    assert stalling_proxy.held.is_set()
+    assert elapsed < 2 + 30, elapsed  # the deadline plus a generous margin, not the stall's 120 s
+    timed_out = results[slow]
+    assert re.fullmatch(rf"timed out after 2 s reading {operation}", timed_out.error), timed_out.error
+    if hold == "iam":
+        assert timed_out.error != "timed out after 2 s reading AssumeRole"
+    others = set(results) - {slow}
+    assert others == {ACCOUNT_ID, *members} - {slow}
+    assert all(results[a].error is None for a in others)
+    # Rows in SQLite: the others' new snapshots, the slow one's failure; its previous snapshot is
+    # still the latest good one (what answers use), and the failure names its age.
+    good = {s["account_id"]: s["id"] for s in latest_snapshots(services.store)}
+    assert good[slow] == first[slow].snapshot_id
+    assert all(good[a] == results[a].snapshot_id for a in others)
+    newest = {s["account_id"]: s for s in latest_snapshots(services.store, status=None)}
+    assert newest[slow]["status"] == "failed" and newest[slow]["error"] == timed_out.error
+    from bot.scan import summary_line
+
+    assert summary_line(timed_out).endswith(f"{timed_out.error} (last good snapshot 3 h old)")
+
+    # Released, the abandoned thread's further requests fail at once and nothing late is stored.
+    count = services.store.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+    stalling_proxy.release.set()
+    _scan_threads_done()
+    assert services.store.execute("SELECT count(*) FROM snapshots").fetchone()[0] == count
+
+
+def test_a_failed_account_with_no_earlier_snapshot_says_so(aws, clock, tmp_path, stalling_proxy):
+    from bot.scan import summary_line
+    from handlers.queries import scan_result_message
+
+    [slow] = _organization(1)
+    stalling_proxy.stall(slow, "assume")
+    config = {"organizations": {"enabled": True}, "scan": {"account_timeout": 2}}
+    results = {
+        r.account_id: r for r in scan_accounts(services_for(tmp_path, clock, config), sleep=lambda s: None)
+    }
+    assert results[ACCOUNT_ID].error is None
+    assert summary_line(results[slow]).endswith(
+        "timed out after 2 s reading AssumeRole (no earlier snapshot)"
+    )
+    message = json.dumps(scan_result_message(list(results.values())).blocks)
+    assert "timed out after 2 s reading AssumeRole (no earlier snapshot)" in message
+
+
+def test_cli_scan_exits_promptly_with_a_stalled_account(aws, clock, tmp_path, stalling_proxy):
+    members = _organization(2)
+    stalling_proxy.stall(members[0], "iam")
+    config = '[organizations]\nenabled = true\n\n[scan]\naccount_timeout = "2s"\n'
+    result = _cli(tmp_path, "scan", "--format", "json", config=config)  # its own timeout: 120 s
+    assert stalling_proxy.held.is_set()
+    assert result.returncode == 3, result.stderr
+    document = json.loads(result.stdout)
+    status = {a["account_id"]: a["status"] for a in document["accounts"]}
+    assert status == {ACCOUNT_ID: "ok", members[0]: "failed", members[1]: "ok"}
+    assert "timed out after 2 s reading " in result.stderr and "(no earlier snapshot)" in result.stderr
+    assert "Traceback" not in result.stderr
