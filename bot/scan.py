@@ -268,7 +268,7 @@ def human_duration(seconds: float) -> str:
 
 def _timed_out(watch: AccountWatch, limit: float, what: str = "") -> str:
     operation = watch.operation
-    reading = f" reading {operation}" if operation else " (between AWS requests)"
+    reading = f" reading {operation}" if operation else " between AWS requests"
     return f"timed out after {human_duration(limit)}{reading}{what}"
 
 
@@ -313,7 +313,14 @@ def collect_with_deadlines(
             now = time.monotonic()
             if now >= scan_deadline:
                 for index in list(running):
-                    give_up(index, _timed_out(running[index][1], scan_timeout, " (the scan's deadline)"))
+                    give_up(
+                        index,
+                        _timed_out(
+                            running[index][1],
+                            scan_timeout,
+                            f" (the scan's {human_duration(scan_timeout)} deadline)",
+                        ),
+                    )
                 for _, target in reversed(pending):
                     on_done(
                         (

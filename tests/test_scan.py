@@ -574,3 +574,28 @@ def test_cli_scan_exits_promptly_with_a_stalled_account(aws, clock, tmp_path, st
     assert status == {ACCOUNT_ID: "ok", members[0]: "failed", members[1]: "ok"}
     assert "timed out after 2 s reading " in result.stderr and "(no earlier snapshot)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_scan_deadline_fails_the_account_in_flight_and_those_never_started():
+    import threading
+
+    from bot.scan import AccountTarget, collect_with_deadlines
+
+    stuck, done = threading.Event(), []
+    targets = [AccountTarget("111111111111"), AccountTarget("222222222222"), AccountTarget("333333333333")]
+
+    def read(target, watch):
+        stuck.wait(60)  # the first account never answers within the scan's deadline
+        return target, {"account_id": target.account_id}, 0, None
+
+    try:
+        collect_with_deadlines(
+            targets, read, workers=1, account_timeout=600, scan_timeout=1, on_done=done.append
+        )
+    finally:
+        stuck.set()
+    assert [(t.account_id, inventory, error) for t, inventory, _, error in done] == [
+        ("111111111111", None, "timed out after 1 s between AWS requests (the scan's 1 s deadline)"),
+        ("222222222222", None, "not read: the scan's 1 s deadline passed"),
+        ("333333333333", None, "not read: the scan's 1 s deadline passed"),
+    ]
