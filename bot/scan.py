@@ -193,14 +193,17 @@ class AccountWatch(CallCounter):
         events.register_first("before-send.*.*", self._refuse_if_abandoned)
         return client
 
-    def _started(self, model: Any = None, **_: Any) -> None:
+    # The operation comes from the event's name ("before-call.iam.GetAccountAuthorizationDetails"):
+    # after-call-error carries no model.
+    def _started(self, event_name: str = "", **_: Any) -> None:
         with self._lock:
-            self._in_flight.append(model.name)
+            self._in_flight.append(event_name.rsplit(".", 1)[-1])
 
-    def _finished(self, model: Any = None, **_: Any) -> None:
+    def _finished(self, event_name: str = "", **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
         with self._lock:
-            if model.name in self._in_flight:
-                self._in_flight.remove(model.name)
+            if operation in self._in_flight:
+                self._in_flight.remove(operation)
 
     def _refuse_if_abandoned(self, **_: Any) -> None:
         if self.abandoned.is_set():
