@@ -1,8 +1,9 @@
 """The hygiene scan: collect each account's snapshot, run the catalog, store snapshot and findings.
 
-``scan_accounts`` reads every configured account concurrently (a bounded pool); one account that
-cannot be read is reported (a failed snapshot row and ``AccountScan.error``) while the others
-complete. ``run_checks`` is the AWS-free half: inventory in, findings out (suppressions applied,
+``scan_accounts`` reads every configured account concurrently (each in its own daemon thread, at
+most ``[scan] max_workers`` at a time) and stores each account's snapshot as soon as it is read; one
+account that cannot be read, or not within ``[scan] account_timeout``, is reported (a failed
+snapshot row and ``AccountScan.error``) while the others complete. ``run_checks`` is the AWS-free half: inventory in, findings out (suppressions applied,
 owners set). The CLI commands ``iamwarden scan`` and ``iamwarden checks`` live here too.
 """
 

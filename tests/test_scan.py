@@ -599,3 +599,18 @@ def test_the_scan_deadline_fails_the_account_in_flight_and_those_never_started()
         ("222222222222", None, "not read: the scan's 1 s deadline passed"),
         ("333333333333", None, "not read: the scan's 1 s deadline passed"),
     ]
+
+
+def test_an_abandoned_accounts_next_request_fails_unsent_and_leaves_nothing_in_flight(aws):
+    from bot.aws import AwsFactory
+    from bot.scan import AccountAbandoned, AccountWatch
+
+    watch = AccountWatch()
+    iam = AwsFactory().with_counter(watch).client("iam")
+    iam.list_users()
+    assert watch.total == 1 and watch.operation is None
+    watch.abandoned.set()
+    with pytest.raises(AccountAbandoned):
+        iam.list_users()
+    assert watch.total == 1  # refused before it was sent (and counted)
+    assert watch.operation is None  # after-call-error cleared it
