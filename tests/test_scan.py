@@ -513,9 +513,18 @@ def test_a_stalled_account_times_out_and_the_others_are_stored_without_waiting(
     clock.advance(hours=3)
 
     stalling_proxy.stall(slow, hold)
+    stored_before_the_slow_one_failed: list[int] = []
+
+    def progress(account: str, phase: str) -> None:
+        if phase.startswith("failed"):  # what is stored while the slow account is still being waited for
+            row = services.store.execute("SELECT count(*) FROM snapshots WHERE status = 'ok'").fetchone()
+            stored_before_the_slow_one_failed.append(row[0])
+
     started = time.monotonic()
-    results = {r.account_id: r for r in scan_accounts(services, sleep=lambda s: None)}
+    results = {r.account_id: r for r in scan_accounts(services, progress=progress, sleep=lambda s: None)}
     elapsed = time.monotonic() - started
+    # The three fast accounts were stored as each finished, before the slow one's deadline.
+    assert stored_before_the_slow_one_failed == [len(first) + 3]
 
     assert stalling_proxy.held.is_set()
     assert elapsed < 2 + 30, elapsed  # the deadline plus a generous margin, not the stall's 120 s
