@@ -16,11 +16,16 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 # Throttling is normal at scale: botocore's adaptive mode adds client-side rate limiting on top of
-# exponential backoff. Connect/read timeouts keep a dead endpoint from hanging a scan.
+# exponential backoff (throttling errors still back off). Connect/read timeouts keep a dead
+# endpoint from hanging a scan; the attempts are bounded so one request costs at most
+# MAX_ATTEMPTS x (CONNECT_TIMEOUT + READ_TIMEOUT) plus backoff (about 2 min) before it fails.
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 20
+MAX_ATTEMPTS = 5
 RETRY_CONFIG = BotoConfig(
-    retries={"mode": "adaptive", "max_attempts": 8},
-    connect_timeout=5,
-    read_timeout=30,
+    retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
+    connect_timeout=CONNECT_TIMEOUT,
+    read_timeout=READ_TIMEOUT,
     user_agent_extra="iamwarden",
 )
 
@@ -36,6 +41,10 @@ ACCESS_DENIED_CODES = frozenset(
         "ExpiredTokenException",
     }
 )
+# boto3 sessions are not thread-safe while they create clients; the calls themselves are. Only
+# client creation is serialised, so one account's stalled request never holds the others.
+CLIENT_LOCK = threading.RLock()
+
 THROTTLING_CODES = frozenset(
     {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
 )
@@ -73,19 +82,38 @@ class CallCounter:
 
 @dataclass
 class AwsFactory:
-    """Makes boto3 clients from one session; optionally assumes a role first (for other accounts)."""
+    """Makes boto3 clients from one session; optionally assumes a role first (for other accounts).
+
+    A factory for another account (``for_role``) shares its parent's session, so botocore's
+    loaders (endpoints, service models: the expensive part of a new session) are read once per
+    process; only the credentials differ, passed explicitly to each client."""
 
     region: str = "us-east-1"
     session: boto3.session.Session | None = None
     counter: CallCounter = field(default_factory=CallCounter)
+    # Explicit credentials for every client (an assumed role's); None = the session's own chain.
+    credentials: dict[str, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.session is None:
             self.session = boto3.session.Session(region_name=self.region)
 
-    def client(self, service: str, *, counter: CallCounter | None = None) -> Any:
-        client = self.session.client(service, region_name=self.region, config=RETRY_CONFIG)
+    def client(
+        self, service: str, *, counter: CallCounter | None = None, config: BotoConfig | None = None
+    ) -> Any:
+        """A client for ``service`` with RETRY_CONFIG (merged with ``config``), counted."""
+        with CLIENT_LOCK:
+            client = self.session.client(
+                service,
+                region_name=self.region,
+                config=RETRY_CONFIG.merge(config) if config is not None else RETRY_CONFIG,
+                **(self.credentials or {}),
+            )
         return (counter or self.counter).attach(client)
+
+    def with_counter(self, counter: CallCounter) -> AwsFactory:
+        """The same session and credentials, counting on ``counter``."""
+        return AwsFactory(self.region, self.session, counter, self.credentials)
 
     def for_role(
         self, role_arn: str, *, session_name: str = "iamwarden-audit", external_id: str | None = None
@@ -95,13 +123,14 @@ class AwsFactory:
         if external_id:
             params["ExternalId"] = external_id
         creds = self.client("sts").assume_role(**params)["Credentials"]
-        session = boto3.session.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-            region_name=self.region,
-        )
-        return AwsFactory(region=self.region, session=session, counter=self.counter)
+        # Static credentials (valid an hour by default): every use of them (a scan of one account,
+        # an offboarding, a readiness check) is over in minutes.
+        credentials = {
+            "aws_access_key_id": creds["AccessKeyId"],
+            "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"],
+        }
+        return AwsFactory(self.region, self.session, self.counter, credentials)
 
 
 def error_code(exc: BaseException) -> str:

@@ -486,6 +486,16 @@ class AccountDigest:
     def label(self) -> str:
         return f"{self.account_name} ({self.account_id})" if self.account_name else self.account_id
 
+    def last_good(self, now: datetime) -> str:
+        """ "last good snapshot 3 h old" (the one shown instead of a failed scan) / "no earlier snapshot"."""
+        from bot.scan import snapshot_age  # late: bot.scan imports much of the bot
+
+        return snapshot_age(_parse(self.scanned_at) if self.snapshot_id is not None else None, now)
+
+    def failure(self, now: datetime) -> str:
+        """The latest scan's failure and the age of the snapshot shown instead."""
+        return f"{self.scan_error or 'not scanned'} ({self.last_good(now)})"
+
     def change(self, severity: Severity) -> int | None:
         if self.previous_counts is None:
             return None
@@ -839,11 +849,11 @@ def text_report(digest: Digest) -> str:
         if account.snapshot_id is None:
             # Never "0 critical": no successful scan means nothing is known about this account.
             lines.append(f"Account {account.label}: no successful scan yet")
-            lines.append(f"  ! {account.scan_error or 'not scanned'}")
+            lines.append(f"  ! {account.failure(digest.at) if account.scan_error else 'not scanned'}")
             continue
         lines.append(f"Account {account.label}: scanned {account.scanned_at or 'never'}")
         if account.scan_error:
-            lines.append(f"  ! the latest scan failed: {account.scan_error}")
+            lines.append(f"  ! the latest scan failed: {account.failure(digest.at)}")
         parts = []
         for severity in Severity:
             change = account.change(severity)

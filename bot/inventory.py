@@ -26,14 +26,14 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import date, datetime
 from typing import Any
 
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.aws import RETRY_CONFIG, AwsFactory, describe_aws_error, error_code
+from bot.aws import CLIENT_LOCK, AwsFactory, describe_aws_error, error_code
 from bot.clock import Clock
 from bot.policy import PolicyParseError, PolicySource, Statement, parse_policy
 from bot.store import iso
@@ -54,9 +54,23 @@ REPORT_POLL_DELAYS = (0.5, 1, 2, 4, 8, 8, 8, 8, 8, 8)  # seconds; ~55 s in all b
 NO_VALUE = frozenset({"", "N/A", "n/a", "not_supported", "no_information"})
 
 
-# boto3 sessions are not thread-safe while making clients, and accounts are read concurrently
-# (sessions may be shared): clients are made one at a time, then used freely.
-CLIENT_LOCK = threading.Lock()
+# CLIENT_LOCK (bot.aws): clients are made one at a time, then used freely.
+
+
+def _in_daemon_thread(read: Callable[..., Any], *args: Any) -> Future:
+    """Run ``read`` in a daemon thread: a read stalled past the scan's deadline never keeps the
+    process from exiting (a ThreadPoolExecutor's threads are joined at exit)."""
+    future: Future = Future()
+    future.set_running_or_notify_cancel()
+
+    def run() -> None:
+        try:
+            future.set_result(read(*args))
+        except BaseException as exc:  # handed to whoever waits on the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="collect", daemon=True).start()
+    return future
 
 
 class CollectError(RuntimeError):
@@ -110,10 +124,7 @@ class _Collector:
         if service not in OPTIONAL_SERVICES:
             return self.aws.client(service)
         # An optional source must not stall the scan: fewer retries, then "unknown".
-        client = self.aws.session.client(
-            service, region_name=self.aws.region, config=RETRY_CONFIG.merge(OPTIONAL_RETRIES)
-        )
-        return self.aws.counter.attach(client)
+        return self.aws.client(service, config=OPTIONAL_RETRIES)
 
     def optional(self, source: str, read: Callable[[], Any], default: Any = None) -> Any:
         """Run one optional read; on any AWS error record the source as unknown and return default."""
@@ -325,25 +336,20 @@ def collect(
             describe_aws_error(exc, "reading the account's identity (GetCallerIdentity)")
         ) from None
     # The sources are independent and each is a round trip or a few: read them side by side.
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="collect") as pool:
-        step("authorization details, credential report, account settings, access analyzer")
-        details_future = pool.submit(c.authorization_details)
-        report_future = pool.submit(c.optional, "credential_report", c.credential_report)
-        settings_future = pool.submit(c.account_settings)
-        analyzer_future = pool.submit(c.access_analyzer)
-        try:
-            details = details_future.result()
-        except (ClientError, BotoCoreError) as exc:
-            for future in (report_future, settings_future, analyzer_future):
-                future.cancel()
-            raise CollectError(
-                describe_aws_error(exc, "reading IAM (GetAccountAuthorizationDetails)")
-            ) from None
-        step("managed policies")
-        aws_policies = c.aws_managed_policies(_attached_aws_policies(details))
-        report = report_future.result()
-        settings = settings_future.result()
-        analyzer = analyzer_future.result()
+    step("authorization details, credential report, account settings, access analyzer")
+    details_future = _in_daemon_thread(c.authorization_details)
+    report_future = _in_daemon_thread(c.optional, "credential_report", c.credential_report)
+    settings_future = _in_daemon_thread(c.account_settings)
+    analyzer_future = _in_daemon_thread(c.access_analyzer)
+    try:
+        details = details_future.result()
+    except (ClientError, BotoCoreError) as exc:
+        raise CollectError(describe_aws_error(exc, "reading IAM (GetAccountAuthorizationDetails)")) from None
+    step("managed policies")
+    aws_policies = c.aws_managed_policies(_attached_aws_policies(details))
+    report = report_future.result()
+    settings = settings_future.result()
+    analyzer = analyzer_future.result()
     max_sessions = settings.pop("max_sessions")
     for role in details["RoleDetailList"]:
         if role.get("Arn") in max_sessions:

@@ -1,8 +1,9 @@
 """The hygiene scan: collect each account's snapshot, run the catalog, store snapshot and findings.
 
-``scan_accounts`` reads every configured account concurrently (a bounded pool); one account that
-cannot be read is reported (a failed snapshot row and ``AccountScan.error``) while the others
-complete. ``run_checks`` is the AWS-free half: inventory in, findings out (suppressions applied,
+``scan_accounts`` reads every configured account concurrently (each in its own daemon thread, at
+most ``[scan] max_workers`` at a time) and stores each account's snapshot as soon as it is read; one
+account that cannot be read, or not within ``[scan] account_timeout``, is reported (a failed
+snapshot row and ``AccountScan.error``) while the others complete. ``run_checks`` is the AWS-free half: inventory in, findings out (suppressions applied,
 owners set). The CLI commands ``iamwarden scan`` and ``iamwarden checks`` live here too.
 """
 
@@ -14,21 +15,22 @@ import importlib
 import io
 import json
 import logging
+import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.aws import AwsFactory, CallCounter, describe_aws_error
-from bot.checks.catalog import CheckContext, Owners, iter_checks
+from bot.aws import AwsFactory, CallCounter, describe_aws_error, is_access_denied
+from bot.checks.catalog import CheckContext, Owners, clear_scan_memo, iter_checks
 from bot.cli import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, command
 from bot.findings import Finding, FindingStatus, Severity, save_snapshot, sort_findings
-from bot.inventory import CLIENT_LOCK, CollectError, Inventory, collect
+from bot.inventory import CollectError, Inventory, collect
 from bot.permissions import suppress_own_principal
 from bot.settings import AccountConfig, Config, SuppressionConfig
 from bot.store import iso
@@ -64,6 +66,8 @@ class AccountScan:
     inventory: Inventory | None = field(default=None, repr=False)
     # What the scan says once about the Slack directory (why ownership could not be evaluated).
     directory_note: str | None = None
+    # A failed account: when its last good snapshot (the one answers still use) was taken.
+    last_good_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -168,6 +172,54 @@ def _target_of(account: AccountConfig) -> AccountTarget:
     return AccountTarget(account.id, account.name, account.role_arn, account.external_id)
 
 
+class AccountAbandoned(Exception):
+    """Raised in an abandoned account's thread by its next request: it stops at once, unsent."""
+
+
+class AccountWatch(CallCounter):
+    """One account's requests: counted, the operation in flight known (for "timed out reading X"),
+    and stopped once the coordinator has given up on the account (its ``before-send`` raises)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.abandoned = threading.Event()
+        self._in_flight: list[str] = []
+
+    def attach(self, client: Any) -> Any:
+        super().attach(client)
+        events = client.meta.events
+        events.register("before-call.*.*", self._started)
+        events.register("after-call.*.*", self._finished)
+        events.register("after-call-error.*.*", self._finished)
+        events.register_first("before-send.*.*", self._refuse_if_abandoned)
+        return client
+
+    # The operation comes from the event's name ("before-call.iam.GetAccountAuthorizationDetails"):
+    # after-call-error carries no model.
+    def _started(self, event_name: str = "", **_: Any) -> None:
+        with self._lock:
+            self._in_flight.append(event_name.rsplit(".", 1)[-1])
+
+    def _finished(self, event_name: str = "", **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        with self._lock:
+            if operation in self._in_flight:
+                self._in_flight.remove(operation)
+
+    def _refuse_if_abandoned(self, **_: Any) -> None:
+        if self.abandoned.is_set():
+            raise AccountAbandoned("the scan gave up on this account")
+
+    @property
+    def operation(self) -> str | None:
+        """The oldest operation still in flight, if any."""
+        with self._lock:
+            return self._in_flight[0] if self._in_flight else None
+
+
+Collected = tuple[AccountTarget, Inventory | None, int, str | None]
+
+
 def _collect_one(
     base: AwsFactory,
     target: AccountTarget,
@@ -175,16 +227,16 @@ def _collect_one(
     clock: Any,
     progress: Progress | None,
     sleep: Callable[[float], None] | None,
-) -> tuple[AccountTarget, Inventory | None, int, str | None]:
-    counter = CallCounter()
-    aws = AwsFactory(region=base.region, session=base.session, counter=counter)
+    watch: AccountWatch | None = None,
+) -> Collected:
+    counter = watch or AccountWatch()
+    aws = base.with_counter(counter)
     say = (lambda phase: progress(target.label, phase)) if progress else None
     try:
         if target.role_arn:
             if say:
                 say("assuming " + target.role_arn)
-            with CLIENT_LOCK:  # for_role makes an STS client from a session other threads share
-                aws = aws.for_role(target.role_arn, external_id=target.external_id)
+            aws = aws.for_role(target.role_arn, external_id=target.external_id)
         kwargs: dict[str, Any] = {"account_id": target.account_id, "clock": clock, "progress": say}
         if sleep is not None:
             kwargs["sleep"] = sleep
@@ -192,14 +244,104 @@ def _collect_one(
         inventory["api_calls"] = counter.total  # the assume-role call counts too
         inventory["api_calls_by_operation"] = dict(counter.by_operation)
         return target, inventory, counter.total, None
+    except AccountAbandoned:
+        return target, None, counter.total, "abandoned"  # the coordinator no longer listens
     except CollectError as exc:
         return target, None, counter.total, str(exc)
     except (ClientError, BotoCoreError) as exc:
         what = f"assuming {target.role_arn}" if target.role_arn else "reading the account"
-        return target, None, counter.total, describe_aws_error(exc, what)
+        message = describe_aws_error(exc, what)
+        if target.role_arn and is_access_denied(exc):
+            # AssumeRole needs both halves: our permission and the member role's trust. The trust
+            # policy is the usual culprit (a role made before the bot, or by another stack).
+            message += (
+                f" Most often the member role's trust policy does not admit the bot's role: "
+                f"add the bot's role ARN as a Principal of {target.role_arn}'s trust policy."
+            )
+        return target, None, counter.total, message
     except Exception as exc:  # one broken account must not stop the others
         log.exception("scanning %s failed", target.label)
         return target, None, counter.total, f"scanning failed: {type(exc).__name__}"
+
+
+def human_duration(seconds: float) -> str:
+    """``300`` → "5 min", ``2`` → "2 s", ``5400`` → "90 min"."""
+    seconds = round(seconds)
+    return f"{seconds // 60} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds} s"
+
+
+def _timed_out(watch: AccountWatch, limit: float, what: str = "") -> str:
+    operation = watch.operation
+    reading = f" reading {operation}" if operation else " between AWS requests"
+    return f"timed out after {human_duration(limit)}{reading}{what}"
+
+
+def collect_with_deadlines(
+    targets: list[AccountTarget],
+    read: Callable[[AccountTarget, AccountWatch], Collected],
+    *,
+    workers: int,
+    account_timeout: float,
+    scan_timeout: float,
+    on_done: Callable[[Collected], None],
+) -> None:
+    """Read each target in its own daemon thread (at most ``workers`` at a time) and hand each
+    result to ``on_done`` in this thread as soon as it arrives. A target past ``account_timeout``
+    (or still unread at ``scan_timeout``) is handed over as failed, "timed out after …", and
+    abandoned: its thread's further requests fail at once and its late result is dropped."""
+    results: queue.SimpleQueue[tuple[int, Collected]] = queue.SimpleQueue()
+    pending = list(enumerate(targets))
+    pending.reverse()
+    running: dict[int, tuple[AccountTarget, AccountWatch, float]] = {}
+    scan_deadline = time.monotonic() + scan_timeout
+
+    def start(index: int, target: AccountTarget) -> None:
+        watch = AccountWatch()
+        running[index] = (target, watch, time.monotonic() + account_timeout)
+        threading.Thread(
+            target=lambda: results.put((index, read(target, watch))), name=f"scan-{index}", daemon=True
+        ).start()
+
+    def give_up(index: int, error: str) -> None:
+        target, watch, _ = running.pop(index)
+        watch.abandoned.set()
+        on_done((target, None, watch.total, error))
+
+    while pending or running:
+        while pending and len(running) < workers:
+            start(*pending.pop())
+        deadline = min(min(d for _, _, d in running.values()), scan_deadline)
+        try:
+            index, collected = results.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            now = time.monotonic()
+            if now >= scan_deadline:
+                for index in list(running):
+                    give_up(
+                        index,
+                        _timed_out(
+                            running[index][1],
+                            scan_timeout,
+                            f" (the scan's {human_duration(scan_timeout)} deadline)",
+                        ),
+                    )
+                for _, target in reversed(pending):
+                    on_done(
+                        (
+                            target,
+                            None,
+                            0,
+                            f"not read: the scan's {human_duration(scan_timeout)} deadline passed",
+                        )
+                    )
+                return
+            for index, (_, watch, account_deadline) in list(running.items()):
+                if now >= account_deadline:
+                    give_up(index, _timed_out(watch, account_timeout))
+            continue
+        if index in running:  # else: a late result of an abandoned account, never stored
+            del running[index]
+            on_done(collected)
 
 
 def _identity_map(
@@ -258,6 +400,20 @@ def scan_accounts(
     before the checks run; without one the cached directory is used, and ``directory_note`` says why
     ownership could not be evaluated when it could not.
     """
+    try:
+        return _scan_accounts(services, progress=progress, targets=targets, sleep=sleep, directory=directory)
+    finally:
+        clear_scan_memo()  # memory stays flat across the scans of a long-running bot
+
+
+def _scan_accounts(
+    services: Any,
+    *,
+    progress: Progress | None,
+    targets: list[AccountTarget] | None,
+    sleep: Callable[[float], None] | None,
+    directory: Any,
+) -> list[AccountScan]:
     config: Config = services.config
     now = services.clock.now()
     if targets is None:
@@ -267,44 +423,30 @@ def scan_accounts(
             error = describe_aws_error(exc, "listing the organization's accounts")
             return [AccountScan(account_id="", snapshot_id=None, findings=[], api_calls=0, error=error)]
     workers = max(1, min(config.scan.max_workers, len(targets)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scan") as pool:
-        collected = list(
-            pool.map(
-                lambda t: _collect_one(services.aws, t, clock=services.clock, progress=progress, sleep=sleep),
-                targets,
-            )
-        )
-    inventories = {inv["account_id"]: inv for _, inv, _, _ in collected if inv is not None}
-    own = _own_principal(services.aws) if inventories else []
-    known_accounts = {t.account_id for t in targets if t.account_id} | set(inventories)
-    prepared = _directory_for_scan(services, directory)
-    owners = _identity_map(services, inventories, prepared.unavailable if prepared else None)
-    note = prepared.note if prepared else None
-    results: list[AccountScan] = []
-    for target, inventory, calls, error in collected:
-        account_id = inventory["account_id"] if inventory else (target.account_id or "")
+    known_accounts = {t.account_id for t in targets if t.account_id}
+    results: list[tuple[AccountTarget, AccountScan]] = []
+    shared: dict[str, Any] = {}  # the bot's own principal and the directory: once, at the first success
+
+    def store(collected: Collected) -> None:
+        """One account done (or given up): its snapshot is stored now, not at the end of the scan."""
+        target, inventory, calls, error = collected
         if inventory is None:
-            if progress:
-                progress(target.label, "failed: " + (error or ""))
-            snapshot_id = save_snapshot(
-                services.store,
-                account_id=account_id,
-                account_name=target.name,
-                scanned_at=now,
-                api_calls=calls,
-                inventory=None,
-                findings=[],
-                status="failed",
-                error=error,
-            )
-            results.append(
-                AccountScan(account_id, snapshot_id, [], calls, error, target.name, now, directory_note=note)
-            )
-            continue
+            results.append((target, _store_failed(services, target, calls, error, now, progress)))
+            return
+        if not shared:
+            shared["own"] = _own_principal(services.aws)
+            prepared = _directory_for_scan(services, directory)
+            shared["unavailable"] = prepared.unavailable if prepared else None
+            shared["note"] = prepared.note if prepared else None
+        account_id = inventory["account_id"]
+        owners = _identity_map(services, {account_id: inventory}, shared["unavailable"])
         if progress:
             progress(target.label, "checks")
-        findings = run_checks(inventory, config, now=now, owners=owners, known_accounts=known_accounts)
-        findings = suppress_own_principal(findings, [*own, *([target.role_arn] if target.role_arn else [])])
+        findings = run_checks(
+            inventory, config, now=now, owners=owners, known_accounts=known_accounts | {account_id}
+        )
+        own = [*shared["own"], *([target.role_arn] if target.role_arn else [])]
+        findings = suppress_own_principal(findings, own)
         snapshot_id = save_snapshot(
             services.store,
             account_id=account_id,
@@ -316,20 +458,55 @@ def scan_accounts(
         )
         if progress:
             progress(target.label, f"done: {len(findings)} findings, {calls} API calls")
-        results.append(
-            AccountScan(
-                account_id,
-                snapshot_id,
-                findings,
-                calls,
-                None,
-                target.name,
-                now,
-                inventory,
-                directory_note=note,
-            )
+        scan = AccountScan(
+            account_id, snapshot_id, findings, calls, None, target.name, now, inventory, shared["note"]
         )
-    return results
+        results.append((target, scan))
+
+    collect_with_deadlines(
+        targets,
+        lambda target, watch: _collect_one(
+            services.aws, target, clock=services.clock, progress=progress, sleep=sleep, watch=watch
+        ),
+        workers=workers,
+        account_timeout=config.scan.account_timeout.total_seconds(),
+        scan_timeout=config.scan.scan_timeout.total_seconds(),
+        on_done=store,
+    )
+    order = {id(t): i for i, t in enumerate(targets)}
+    return [scan for _, scan in sorted(results, key=lambda r: order[id(r[0])])]
+
+
+def _store_failed(
+    services: Any,
+    target: AccountTarget,
+    calls: int,
+    error: str | None,
+    now: datetime,
+    progress: Progress | None,
+) -> AccountScan:
+    """A failed account: stored as a failed snapshot (never its latest good one), with the age of
+    the last good snapshot, which stays the one answers use."""
+    account_id = target.account_id or ""
+    if progress:
+        progress(target.label, "failed: " + (error or ""))
+    last_good = services.store.execute(
+        "SELECT scanned_at FROM snapshots WHERE account_id = ? AND status = 'ok' ORDER BY id DESC LIMIT 1",
+        [account_id],
+    ).fetchone()
+    snapshot_id = save_snapshot(
+        services.store,
+        account_id=account_id,
+        account_name=target.name,
+        scanned_at=now,
+        api_calls=calls,
+        inventory=None,
+        findings=[],
+        status="failed",
+        error=error,
+    )
+    last_good_at = datetime.fromisoformat(last_good[0].replace("Z", "+00:00")) if last_good else None
+    return AccountScan(account_id, snapshot_id, [], calls, error, target.name, now, last_good_at=last_good_at)
 
 
 # --------------------------------------------------------------------------- report
@@ -348,9 +525,28 @@ def summary_counts(findings: Iterable[Finding]) -> dict[str, int]:
     return counts
 
 
+def snapshot_age(last_good_at: datetime | None, now: datetime) -> str:
+    """ "last good snapshot 3 h old" / "no earlier snapshot": what answers use while an account fails."""
+    if last_good_at is None:
+        return "no earlier snapshot"
+    minutes = max(0, int((now - last_good_at).total_seconds() // 60))
+    if minutes < 60:
+        age = f"{minutes} min"
+    elif minutes < 48 * 60:
+        age = f"{minutes // 60} h"
+    else:
+        age = f"{minutes // (24 * 60)} days"
+    return f"last good snapshot {age} old"
+
+
+def failure_text(scan: AccountScan) -> str:
+    """Why the account failed and how old the snapshot answers still use is."""
+    return f"{scan.error} ({snapshot_age(scan.last_good_at, scan.scanned_at or datetime.now(UTC))})"
+
+
 def summary_line(scan: AccountScan) -> str:
     if scan.error:
-        return f"{scan.name or scan.account_id or 'this account'}: could not be scanned: {scan.error}"
+        return f"{scan.name or scan.account_id or 'this account'}: could not be scanned: {failure_text(scan)}"
     c = summary_counts(scan.findings)
     parts = [f"{c[s.value]} {s.value}" for s in Severity if c[s.value]]
     tail = []
@@ -516,7 +712,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         _write_table(scans, sys.stdout)
     for s in scans:
         if s.error:
-            print(f"iamwarden: {s.name or s.account_id or 'this account'}: {s.error}", file=sys.stderr)
+            print(
+                f"iamwarden: {s.name or s.account_id or 'this account'}: {failure_text(s)}", file=sys.stderr
+            )
     note = next((s.directory_note for s in scans if s.directory_note), None)
     if note:  # once per scan, not once per account
         print(f"iamwarden: {note}", file=sys.stderr)

@@ -215,8 +215,19 @@ class ScanConfig(_Section):
     min_password_length: int = 14
     password_reuse_prevention: int = 24
     max_workers: int = 4
+    # Deadlines: one account's reading (AssumeRole included), and the whole scan. An account past
+    # its deadline is recorded as failed and its previous snapshot stays the one answers use.
+    account_timeout: timedelta = timedelta(minutes=5)
+    scan_timeout: timedelta = timedelta(minutes=30)
     # Policies and roles whose change is critical (alerts) or which are crown jewels.
     critical_policies: list[str] = Field(default_factory=list)
+
+    @field_validator("account_timeout", "scan_timeout")
+    @classmethod
+    def _positive_deadline(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("a deadline must be longer than zero (e.g. 5m or 300)")
+        return value
 
 
 class IdentityConfig(_Section):

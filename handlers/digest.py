@@ -109,7 +109,8 @@ def severity_counts(account: AccountDigest) -> str:
 def account_summary(account: AccountDigest, digest: Digest) -> str:
     lines = [f"*{escape(account.label)}*"]
     if account.snapshot_id is None:
-        lines.append(f":warning: no successful scan yet: {escape(account.scan_error or 'not scanned')}")
+        failure = account.failure(digest.at) if account.scan_error else "not scanned"
+        lines.append(f":warning: no successful scan yet: {escape(failure)}")
         return "\n".join(lines)
     lines.append(severity_counts(account))
     extra = [
@@ -127,7 +128,8 @@ def account_summary(account: AccountDigest, digest: Digest) -> str:
         lines.append("_First digest for this account: nothing earlier to compare with._")
     if account.scan_error:
         lines.append(
-            f":warning: the latest scan failed ({escape(truncate(account.scan_error, 300))}); showing the previous one."
+            f":warning: the latest scan failed ({escape(truncate(account.scan_error, 300))});"
+            f" showing the previous one ({account.last_good(digest.at)})."
         )
     return "\n".join(lines)
 

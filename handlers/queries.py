@@ -479,14 +479,14 @@ def findings_message(report: FindingsReport, *, file_note: str | None) -> Messag
 
 def scan_result_message(scans: list[Any]) -> Message:
     """``/iam scan`` finished: per account (``bot.scan.AccountScan``), what was found or what failed."""
-    from bot.scan import summary_counts
+    from bot.scan import failure_text, summary_counts
 
     lines = []
     total = 0
     for scan in scans:
         account = escape(f"{scan.name} ({scan.account_id})" if scan.name else scan.account_id or "?")
         if scan.error:
-            lines.append(f":x: {account}: could not be scanned: {escape(scan.error)}")
+            lines.append(f":x: {account}: could not be scanned: {escape(failure_text(scan))}")
             continue
         counts = summary_counts(scan.findings)
         n = open_count(scan.findings)

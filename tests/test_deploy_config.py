@@ -4,6 +4,7 @@ the README's complete example loads."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +22,8 @@ def cli(
     *args: str, config: str | None, tmp_path: Path, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "IAMWARDEN_DB": str(tmp_path / "iamwarden.db")}
+    if os.environ.get("PYTHONPATH"):  # this tree's code, not whichever checkout is installed
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
     if config is not None:
         path = tmp_path / "iamwarden.toml"
         path.write_text(config)
@@ -73,6 +76,11 @@ BAD_CONFIGS = [
     ("unknown key", '[slack]\napproval_channel = "C0X"\n', "slack.approval_channel"),
     ("unknown alert rule", "[alerts.rules.NOPE]\nenabled = false\n", "alerts.rules"),
     ("not TOML", "[slack\n", "IAMWARDEN_CONFIG"),
+    ("zero account_timeout", "[scan]\naccount_timeout = 0\n", "scan.account_timeout"),
+    ("negative account_timeout", '[scan]\naccount_timeout = "-5m"\n', "scan.account_timeout"),
+    ("account_timeout not a duration", '[scan]\naccount_timeout = "a while"\n', "scan.account_timeout"),
+    ("zero scan_timeout", '[scan]\nscan_timeout = "0m"\n', "scan.scan_timeout"),
+    ("negative scan_timeout", "[scan]\nscan_timeout = -60\n", "scan.scan_timeout"),
 ]
 
 
@@ -127,7 +135,9 @@ def test_a_config_that_cannot_do_anything_useful_warns_one_line_each(tmp_path):
     assert any("security_team" in w for w in warnings)
     assert any("approvals_channel" in w for w in warnings)
     assert any("lonely" in w and "no approvers" in w for w in warnings)
-    result = cli("run", config="", tmp_path=tmp_path, env={"SLACK_BOT_TOKEN": "xoxb-x", "IAMWARDEN_PORT": "x"})
+    result = cli(
+        "run", config="", tmp_path=tmp_path, env={"SLACK_BOT_TOKEN": "xoxb-x", "IAMWARDEN_PORT": "x"}
+    )
     assert result.returncode == 2  # the setting error still stops it; warnings need a valid config
 
 

@@ -575,7 +575,7 @@ def test_iamwarden_run_schedules_scan_digest_and_catch_up_from_config(bot):
 
 
 def test_failed_scans_and_several_accounts_are_reported_per_account(bot, clock):
-    store_scan(bot, [finding("USER_CONSOLE_NO_MFA", "ada")], at=clock.now() - timedelta(hours=1))
+    store_scan(bot, [finding("USER_CONSOLE_NO_MFA", "ada")], at=clock.now() - timedelta(hours=3))
     save_snapshot(
         bot.store,
         account_id=ACCOUNT_ID,
@@ -601,6 +601,8 @@ def test_failed_scans_and_several_accounts_are_reported_per_account(bot, clock):
     text = texts(headlines(bot.slack)[0])
     assert "prod (123456789012)" in text and "staging (210987654321)" in text
     assert "the latest scan failed (AWS denied sts:AssumeRole &lt;b&gt;); showing the previous one" in text
+    # The reason and how old the snapshot shown instead is.
+    assert "showing the previous one (last good snapshot 3 h old)" in text
     # With several accounts each item says which account it is in.
     new = thread(bot.slack, posted.ts)[0]
     assert "in `210987654321`" in texts(new)

@@ -103,6 +103,19 @@ def relevant_to(statements: Iterable[Statement], actions: Iterable[str]) -> list
 
 _MEMO: dict[tuple[int, Any], tuple[Statement, Any]] = {}
 _MEMO_LOCK = threading.Lock()
+# A safety bound within one scan; ``clear_scan_memo`` empties it after every scan, so the statements
+# it holds (and keeps alive) never outlive the scan that parsed them.
+MEMO_LIMIT = 100_000
+
+
+def clear_scan_memo() -> None:
+    """Forget the per-statement facts of the scan that just ended (called by ``bot.scan``)."""
+    with _MEMO_LOCK:
+        _MEMO.clear()
+
+
+def memo_size() -> int:
+    return len(_MEMO)
 
 
 def _memo(stmt: Statement, tag: Any, compute: Callable[[Statement], Any]) -> Any:
@@ -114,7 +127,7 @@ def _memo(stmt: Statement, tag: Any, compute: Callable[[Statement], Any]) -> Any
         return hit[1]
     result = compute(stmt)
     with _MEMO_LOCK:
-        if len(_MEMO) > 200_000:
+        if len(_MEMO) > MEMO_LIMIT:
             _MEMO.clear()
         _MEMO[key] = (stmt, result)  # holding stmt keeps its id() from being reused while cached
     return result
