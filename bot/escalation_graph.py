@@ -60,6 +60,11 @@ __all__ = ["EscalationGraph", "Hop", "Route", "principal_context"]
 
 SERVICE_LINKED_PATH = "/aws-service-role/"
 ADMIN = "administrator"
+# What a permission change is assumed to add: everything (``_admin_once_granted``).
+_ALLOW_ALL = parse_policy(
+    {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+    PolicySource("inline", "granted by the escalation"),
+)
 GRAPH_ACTIONS = tuple(sorted({a.lower() for m in METHODS for a in m.actions}))
 
 
@@ -307,6 +312,7 @@ class EscalationGraph:
         self._next: dict[str, tuple[Hop, str]] = {}
         self._class_cache: dict[tuple, tuple[list[_Edge], list[tuple[str, Hop]]]] = {}
         self._named: dict[str, list[str]] | None = None
+        self._granted: dict[str, bool] = {}
         self._build()
 
     # -- loading ------------------------------------------------------------------------------
@@ -416,11 +422,13 @@ class EscalationGraph:
         for target, hop in mods:
             hop = hop.with_source(node.arn)
             if target in own:
-                tail = [hop]
+                tail, grantee = [hop], node.arn
             elif target in direct:
-                tail = [hop, direct[target].hop.with_source(node.arn)]
+                tail, grantee = [hop, direct[target].hop.with_source(node.arn)], target
             else:
                 continue
+            if not self._admin_once_granted(grantee):
+                continue  # an added Allow cannot lift its explicit Deny or boundary
             if (
                 best is None
                 or len(tail) < len(best)
@@ -428,6 +436,19 @@ class EscalationGraph:
             ):
                 best = tail
         return best
+
+    def _admin_once_granted(self, arn: str) -> bool:
+        """Would ``arn`` be administrator after being granted ``*`` on ``*``? Not when one of its
+        own Denies (or its boundary) still removes permissions management: granting more never
+        overrides an explicit Deny. (Removing that Deny, e.g. ``iam:DeleteRolePolicy``, is not a
+        method of the catalog, so such a principal is not reported as escalating.)"""
+        node = self.nodes.get(arn)
+        if node is None:
+            return False
+        if arn not in self._granted:
+            granted = [*node.statements, *_ALLOW_ALL]
+            self._granted[arn] = is_full_admin(granted, catalog=self.catalog) is not None
+        return self._granted[arn]
 
     def _shortest(self) -> None:
         """Backward Dijkstra from every node that can become administrator (weights = hops).
