@@ -347,6 +347,10 @@ def latest_inventories(store: Store) -> dict[str, dict[str, Any]]:
     return result
 
 
+# Keyed (config id, database path, snapshot ids, directory version). Every caller asks for the
+# newest snapshots, so a new snapshot or directory version supersedes the database's entry instead
+# of sitting beside it (each map holds a copy of the directory): memory stays flat across snapshots.
+MAX_IDENTITY_MAPS = 8
 _CACHE: dict[tuple, IdentityMap] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -364,8 +368,10 @@ def identity_for(
         return hit
     built = IdentityMap.build(config, store, inventories)
     with _CACHE_LOCK:
-        if len(_CACHE) > 32:
-            _CACHE.clear()
+        for superseded in [k for k in _CACHE if k[:2] == key[:2]]:
+            del _CACHE[superseded]
+        while len(_CACHE) >= MAX_IDENTITY_MAPS:
+            del _CACHE[next(iter(_CACHE))]  # the oldest database's
         _CACHE[key] = built
     return built
 

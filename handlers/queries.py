@@ -477,14 +477,24 @@ def findings_message(report: FindingsReport, *, file_note: str | None) -> Messag
     return Message(text=escape(f"{total} open IAM findings ({flt})"), blocks=blocks)
 
 
+def _scanned_account(scan: Any) -> str:
+    """The account a scan result is about, as the member knows it (never "?")."""
+    if scan.name and scan.account_id:
+        return f"{scan.name} ({scan.account_id})"
+    # No id: the scan failed before AWS said which account the bot's credentials belong to.
+    return scan.name or scan.account_id or "the bot's own AWS account"
+
+
 def scan_result_message(scans: list[Any]) -> Message:
-    """``/iam scan`` finished: per account (``bot.scan.AccountScan``), what was found or what failed."""
+    """``/iam scan`` finished: per account (``bot.scan.AccountScan``), what was found or what failed.
+    A scan that failed says so first, naming the account, never "0 open findings"."""
     from bot.scan import failure_text, summary_counts
 
     lines = []
     total = 0
+    failed = [_scanned_account(scan) for scan in scans if scan.error]
     for scan in scans:
-        account = escape(f"{scan.name} ({scan.account_id})" if scan.name else scan.account_id or "?")
+        account = escape(_scanned_account(scan))
         if scan.error:
             lines.append(f":x: {account}: could not be scanned: {escape(failure_text(scan))}")
             continue
@@ -502,8 +512,19 @@ def scan_result_message(scans: list[Any]) -> Message:
         )
     if not lines:
         lines.append("No accounts are configured to scan.")
-    blocks = [section("*Scan finished.*\n" + "\n".join(lines)), context("`/iam findings` shows the details.")]
-    return Message(text=f"Scan finished: {total} open findings in all.", blocks=blocks)
+    if failed and len(failed) == len(scans):
+        headline = f"Scan failed: {', '.join(failed)} could not be scanned."
+    elif failed:
+        headline = (
+            f"Scan finished with failures: {', '.join(failed)} could not be scanned; "
+            f"{total} open findings in the others."
+        )
+    else:
+        headline = f"Scan finished: {total} open findings in all."
+    title = headline.split(":", 1)[0]
+    body = truncate(f"*{title}.*\n" + "\n".join(lines), MAX_SECTION_TEXT)
+    blocks = [section(body), context("`/iam findings` shows the details.")]
+    return Message(text=truncate(escape(headline), MAX_SECTION_TEXT), blocks=blocks)
 
 
 # --------------------------------------------------------------------------- delivering files

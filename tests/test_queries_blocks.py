@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import timedelta
 
 from bot.answers import (
@@ -32,6 +33,7 @@ from handlers.queries import (
     modal,
     relevant_unknowns,
     risks_message,
+    scan_result_message,
     who_can_message,
 )
 from tests.conftest import ACCOUNT_ID, NOW
@@ -166,3 +168,41 @@ def test_unknown_patterns_of_other_services_do_not_clutter_an_answer():
 def test_findings_csv_neutralises_spreadsheet_formulas():
     rows = list(csv.reader(io.StringIO(findings_csv([finding(0, title='=HYPERLINK("http://x")')]))))
     assert rows[1][rows[0].index("title")].startswith("'=")
+
+
+# --------------------------------------------------------------------------- scan result
+
+
+def _scan(account_id: str, *, name: str = "", error: str | None = None, findings=()):  # noqa: ANN202
+    from bot.scan import AccountScan
+
+    return AccountScan(account_id, None, list(findings), 3, error, name)
+
+
+def test_a_failed_scan_says_it_failed_and_names_the_account():
+    message = scan_result_message([_scan("", error="AWS denied sts:GetCallerIdentity <b>")])
+    assert message.text.startswith("Scan failed: the bot's own AWS account could not be scanned")
+    assert "0 open findings" not in message.text
+    body = json.dumps(message.blocks)
+    assert "*Scan failed.*" in body and "?" not in body
+    assert (
+        "the bot's own AWS account: could not be scanned: AWS denied sts:GetCallerIdentity &lt;b&gt;" in body
+    )
+    validate_blocks(message.blocks)
+
+
+def test_a_named_account_that_failed_is_named_with_its_id():
+    message = scan_result_message([_scan(ACCOUNT_ID, name=EVIL, error="timed out")])
+    assert "Scan failed:" in message.text and ACCOUNT_ID in message.text
+    assert "<!channel>" not in message.text + json.dumps(message.blocks)
+
+
+def test_some_accounts_failing_says_which_and_counts_the_others():
+    ok = _scan(ACCOUNT_ID, name="prod", findings=[])
+    bad = _scan("210987654321", name="staging", error="AWS denied sts:AssumeRole")
+    message = scan_result_message([ok, bad])
+    assert message.text == (
+        "Scan finished with failures: staging (210987654321) could not be scanned; "
+        "0 open findings in the others."
+    )
+    assert scan_result_message([ok]).text == "Scan finished: 0 open findings in all."
