@@ -310,6 +310,31 @@ def end_windows(services: Services) -> list[AccessRequest]:
     return ended
 
 
+REMIND_BEFORE_END = timedelta(minutes=10)
+
+
+def due_window_reminders(services: Services) -> list[AccessRequest]:
+    """Granted access whose window ends within ``REMIND_BEFORE_END``, each window end claimed once
+    (also across bot instances on one database)."""
+    now = services.clock.now()
+    rows = services.store.execute(
+        "SELECT id, window_end FROM access_requests WHERE state = 'granted' AND kind != 'extension' "
+        "AND window_end > ? AND window_end <= ?",
+        [iso(now), iso(now + REMIND_BEFORE_END)],
+    ).fetchall()
+    due: list[AccessRequest] = []
+    for request_id, window_end in rows:
+        claimed = services.store.execute(
+            "INSERT OR IGNORE INTO access_window_reminders (request_id, window_end, at) VALUES (?, ?, ?)",
+            [request_id, window_end, iso(now)],
+        ).rowcount
+        if claimed == 1:
+            request = get_request(services, request_id)
+            if request is not None:
+                due.append(request)
+    return due
+
+
 def close_extensions(services: Services, parent_id: str, state: State) -> list[str]:
     """When access ends, its extensions follow: applied ones take the parent's end state, pending
     ones expire (nobody can approve more time on access that is over). Returns their ids."""
