@@ -96,6 +96,13 @@ def main(requests: int = 40, clickers: int = 6) -> None:
             assert sender.command(user, "request prod-admin 1h benchmark").status == 200
             acks.append(time.perf_counter() - t0)
         acks.sort()
+        # Requests are posted after the ack (the command answers at once): wait for every message.
+        slack.wait_for(
+            "chat.postMessage",
+            lambda c: c.args.get("channel") == "C0APPROVALS",
+            count=len(requesters),
+            timeout=60,
+        )
         rows = services.store.execute("SELECT id, requester FROM access_requests ORDER BY rowid").fetchall()
         messages = {m["ts"]: m for m in slack.messages("C0APPROVALS")}
         by_request = {
