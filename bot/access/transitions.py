@@ -17,6 +17,7 @@ from bot.access.authorization import (
     parse_request_duration,
     role_config,
 )
+from bot.access.killpoints import pause_at
 from bot.access.model import (
     AccessError,
     AccessRequest,
@@ -200,6 +201,8 @@ def approve(services: Services, request_id: str, approver: str) -> tuple[Approva
             reason=request.reason,
             complete=outcome == Approval.APPROVED,
         )
+    if outcome == Approval.APPROVED:
+        pause_at(services, "approved")  # test-only: the approval is committed, AssumeRole not begun
     return outcome, request
 
 
