@@ -20,6 +20,8 @@ from pathlib import Path
 
 import boto3
 
+from bot.access.model import REVOCATION_POLICY_NAME
+from bot.access.sessions import source_identity
 from bot.app import Health, HttpServer, build_app, wsgi_app
 from bot.clock import FrozenClock
 from bot.federation import FederationStandIn
@@ -33,7 +35,42 @@ from handlers.ids import ActionId
 ACCOUNT = "123456789012"
 
 
-def main(requests: int = 40, clickers: int = 6) -> None:
+def revoke_concurrently(services: Services, sender: SlackSender, slack: FakeSlack, rows, by_request) -> None:
+    """Every granted request revoked at the same moment (one Revoke click each, all on one role):
+    the time until every request is revoked, and whether the role's inline policy denies them all."""
+    barrier = threading.Barrier(len(rows))
+
+    def fire(rid: str) -> None:
+        barrier.wait()
+        sender.block_action("U0LEAD1", ActionId.ACCESS_REVOKE, rid, message=by_request[rid])
+
+    threads = [threading.Thread(target=fire, args=(rid,)) for rid, _ in rows]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        left = services.store.execute(
+            "SELECT count(*) FROM access_requests WHERE state != 'revoked'"
+        ).fetchone()[0]
+        if not left:
+            break
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - t0
+    for t in threads:
+        t.join()
+    policy = boto3.client("iam", region_name="us-east-1").get_role_policy(
+        RoleName="prod-admin", PolicyName=REVOCATION_POLICY_NAME
+    )["PolicyDocument"]
+    denied = {s["Condition"]["StringEquals"]["aws:SourceIdentity"] for s in policy["Statement"]}
+    present = sum(source_identity(requester) in denied for _, requester in rows)
+    print(
+        f"concurrent revocations    {len(rows)} on one role in {elapsed * 1000:.0f} ms · "
+        f"denies in the policy {present}/{len(rows)}"
+    )
+
+
+def main(requests: int = 50, clickers: int = 6) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     sandbox = MotoSandbox(load_managed_policies=False).start()
     sandbox.apply_env()
@@ -166,6 +203,7 @@ def main(requests: int = 40, clickers: int = 6) -> None:
         print(
             f"Slack calls per grant     {slack_calls / max(granted, 1):.1f} (incl. answers to losing clicks)"
         )
+        revoke_concurrently(services, sender, slack, rows, by_request)
     finally:
         if server is not None:
             server.stop()
