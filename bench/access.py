@@ -22,7 +22,7 @@ import boto3
 
 from bot.access.model import REVOCATION_POLICY_NAME
 from bot.access.sessions import source_identity
-from bot.app import Health, HttpServer, build_app, wsgi_app
+from bot.app import Health, HttpServer, build_app, build_client, wsgi_app
 from bot.clock import FrozenClock
 from bot.federation import FederationStandIn
 from bot.sandbox.aws import MotoSandbox
@@ -30,6 +30,8 @@ from bot.sandbox.slack_api import FakeSlack
 from bot.sandbox.slack_sender import SlackSender
 from bot.services import Services
 from bot.settings import Config, load_settings
+from bot.store import iso
+from handlers.access.jobs import run_access_sweep
 from handlers.ids import ActionId
 
 ACCOUNT = "123456789012"
@@ -67,6 +69,42 @@ def revoke_concurrently(services: Services, sender: SlackSender, slack: FakeSlac
     print(
         f"concurrent revocations    {len(rows)} on one role in {elapsed * 1000:.0f} ms · "
         f"denies in the policy {present}/{len(rows)}"
+    )
+
+
+WRITES = ("chat.postEphemeral", "chat.postMessage", "chat.update")
+
+
+def recover_delivery(services: Services, sender: SlackSender, slack: FakeSlack, clock: FrozenClock) -> None:
+    """Slack answers 503 to every write while a request is approved; then it recovers and the sweep
+    runs: the time from the recovery to the requester's "access is granted" DM."""
+    user = "U0RECOVER"
+    slack.add_user(user, name="recover")
+    assert sender.command(user, "request prod-admin 1h outage").status == 200
+    slack.wait_for("chat.postMessage", lambda c: "U0RECOVER" in json.dumps(c.args), timeout=30)
+    (rid,) = services.store.execute("SELECT id FROM access_requests WHERE requester = ?", [user]).fetchone()
+    message = next(m for m in slack.messages("C0APPROVALS") if rid in json.dumps(m["blocks"]))
+    slack.fail_for(3600, error="service_unavailable", status=503, methods=WRITES)
+    sender.block_action("U0LEAD1", ActionId.ACCESS_APPROVE, rid, message=message)
+    deadline = time.monotonic() + 60
+    while not services.store.execute(
+        "SELECT 1 FROM access_outbox WHERE request_id = ? AND kind = 'deliver' AND done_at IS NULL "
+        "AND due_at <= ?",
+        [rid, iso(clock.now())],
+    ).fetchone():
+        assert time.monotonic() < deadline, "the delivery never failed"
+        time.sleep(0.02)
+    slack.fail_for(0)
+    t0 = time.perf_counter()
+    clock.advance(minutes=1)  # the outbox's backoff, as the next sweep would find it
+    run_access_sweep(services, build_client(services))
+    slack.wait_for(
+        "chat.postMessage",
+        lambda c: c.args.get("channel") in (user, "D" + user[1:]) and "granted" in c.args.get("text", ""),
+        timeout=30,
+    )
+    print(
+        f"Slack recovered → DM      {(time.perf_counter() - t0) * 1000:.0f} ms (one sweep after the recovery)"
     )
 
 
@@ -118,7 +156,8 @@ def main(requests: int = 50, clickers: int = 6) -> None:
             db=workdir / "bench.db",
             config=config,
         )
-        services = Services.from_settings(settings, clock=FrozenClock())
+        clock = FrozenClock()
+        services = Services.from_settings(settings, clock=clock)
         assume_calls: list[str] = []
         services.aws.session.events.register(
             "before-parameter-build.sts.AssumeRole",
@@ -204,6 +243,7 @@ def main(requests: int = 50, clickers: int = 6) -> None:
             f"Slack calls per grant     {slack_calls / max(granted, 1):.1f} (incl. answers to losing clicks)"
         )
         revoke_concurrently(services, sender, slack, rows, by_request)
+        recover_delivery(services, sender, slack, clock)
     finally:
         if server is not None:
             server.stop()
