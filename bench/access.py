@@ -4,7 +4,9 @@ Run by hand: ``.venv/bin/python -m bench.access [REQUESTS] [CLICKERS]``. The bot
 on loopback with moto (STS, IAM) and the local Slack stand-in; each request is approved by CLICKERS
 signed Approve clicks fired at the same moment (two approvers, double-clicking). Prints the
 click-to-credentials latency (p50/p95/max), AssumeRole calls per grant (must be exactly 1), and the
-AWS and Slack Web API calls one grant costs.
+AWS and Slack Web API calls one grant costs; then every grant revoked at once on the one role
+(time, and how many denies moto's inline policy holds) and, with Slack answering 503 to every write
+during an approval, the time from Slack recovering to the requester's "access is granted" DM.
 """
 
 from __future__ import annotations
