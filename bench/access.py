@@ -102,7 +102,11 @@ def recover_delivery(services: Services, sender: SlackSender, slack: FakeSlack, 
     run_access_sweep(services, build_client(services))
     slack.wait_for(
         "chat.postMessage",
-        lambda c: c.args.get("channel") in (user, "D" + user[1:]) and "granted" in c.args.get("text", ""),
+        lambda c: (
+            c.status == 200
+            and c.args.get("channel") in (user, "D" + user[1:])
+            and "granted" in c.args.get("text", "")
+        ),
         timeout=30,
     )
     print(
