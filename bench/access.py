@@ -4,7 +4,9 @@ Run by hand: ``.venv/bin/python -m bench.access [REQUESTS] [CLICKERS]``. The bot
 on loopback with moto (STS, IAM) and the local Slack stand-in; each request is approved by CLICKERS
 signed Approve clicks fired at the same moment (two approvers, double-clicking). Prints the
 click-to-credentials latency (p50/p95/max), AssumeRole calls per grant (must be exactly 1), and the
-AWS and Slack Web API calls one grant costs.
+AWS and Slack Web API calls one grant costs; then every grant revoked at once on the one role
+(time, and how many denies moto's inline policy holds) and, with Slack answering 503 to every write
+during an approval, the time from Slack recovering to the requester's "access is granted" DM.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from pathlib import Path
 
 import boto3
 
-from bot.app import Health, HttpServer, build_app, wsgi_app
+from bot.access.model import REVOCATION_POLICY_NAME
+from bot.access.sessions import source_identity
+from bot.app import Health, HttpServer, build_app, build_client, wsgi_app
 from bot.clock import FrozenClock
 from bot.federation import FederationStandIn
 from bot.sandbox.aws import MotoSandbox
@@ -28,12 +32,89 @@ from bot.sandbox.slack_api import FakeSlack
 from bot.sandbox.slack_sender import SlackSender
 from bot.services import Services
 from bot.settings import Config, load_settings
+from bot.store import iso
+from handlers.access.jobs import run_access_sweep
 from handlers.ids import ActionId
 
 ACCOUNT = "123456789012"
 
 
-def main(requests: int = 40, clickers: int = 6) -> None:
+def revoke_concurrently(services: Services, sender: SlackSender, slack: FakeSlack, rows, by_request) -> None:
+    """Every granted request revoked at the same moment (one Revoke click each, all on one role):
+    the time until every request is revoked, and whether the role's inline policy denies them all."""
+    barrier = threading.Barrier(len(rows))
+
+    def fire(rid: str) -> None:
+        barrier.wait()
+        sender.block_action("U0LEAD1", ActionId.ACCESS_REVOKE, rid, message=by_request[rid])
+
+    threads = [threading.Thread(target=fire, args=(rid,)) for rid, _ in rows]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        left = services.store.execute(
+            "SELECT count(*) FROM access_requests WHERE state != 'revoked'"
+        ).fetchone()[0]
+        if not left:
+            break
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - t0
+    for t in threads:
+        t.join()
+    policy = boto3.client("iam", region_name="us-east-1").get_role_policy(
+        RoleName="prod-admin", PolicyName=REVOCATION_POLICY_NAME
+    )["PolicyDocument"]
+    denied = {s["Condition"]["StringEquals"]["aws:SourceIdentity"] for s in policy["Statement"]}
+    present = sum(source_identity(requester) in denied for _, requester in rows)
+    print(
+        f"concurrent revocations    {len(rows)} on one role in {elapsed * 1000:.0f} ms · "
+        f"denies in the policy {present}/{len(rows)}"
+    )
+
+
+WRITES = ("chat.postEphemeral", "chat.postMessage", "chat.update")
+
+
+def recover_delivery(services: Services, sender: SlackSender, slack: FakeSlack, clock: FrozenClock) -> None:
+    """Slack answers 503 to every write while a request is approved; then it recovers and the sweep
+    runs: the time from the recovery to the requester's "access is granted" DM."""
+    user = "U0RECOVER"
+    slack.add_user(user, name="recover")
+    assert sender.command(user, "request prod-admin 1h outage").status == 200
+    slack.wait_for("chat.postMessage", lambda c: "U0RECOVER" in json.dumps(c.args), timeout=30)
+    (rid,) = services.store.execute("SELECT id FROM access_requests WHERE requester = ?", [user]).fetchone()
+    message = next(m for m in slack.messages("C0APPROVALS") if rid in json.dumps(m["blocks"]))
+    slack.fail_for(3600, error="service_unavailable", status=503, methods=WRITES)
+    sender.block_action("U0LEAD1", ActionId.ACCESS_APPROVE, rid, message=message)
+    deadline = time.monotonic() + 60
+    while not services.store.execute(
+        "SELECT 1 FROM access_outbox WHERE request_id = ? AND kind = 'deliver' AND done_at IS NULL "
+        "AND due_at <= ?",
+        [rid, iso(clock.now())],
+    ).fetchone():
+        assert time.monotonic() < deadline, "the delivery never failed"
+        time.sleep(0.02)
+    slack.fail_for(0)
+    t0 = time.perf_counter()
+    clock.advance(minutes=1)  # the outbox's backoff, as the next sweep would find it
+    run_access_sweep(services, build_client(services))
+    slack.wait_for(
+        "chat.postMessage",
+        lambda c: (
+            c.status == 200
+            and c.args.get("channel") in (user, "D" + user[1:])
+            and "granted" in c.args.get("text", "")
+        ),
+        timeout=30,
+    )
+    print(
+        f"Slack recovered → DM      {(time.perf_counter() - t0) * 1000:.0f} ms (one sweep after the recovery)"
+    )
+
+
+def main(requests: int = 50, clickers: int = 6) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     sandbox = MotoSandbox(load_managed_policies=False).start()
     sandbox.apply_env()
@@ -81,7 +162,8 @@ def main(requests: int = 40, clickers: int = 6) -> None:
             db=workdir / "bench.db",
             config=config,
         )
-        services = Services.from_settings(settings, clock=FrozenClock())
+        clock = FrozenClock()
+        services = Services.from_settings(settings, clock=clock)
         assume_calls: list[str] = []
         services.aws.session.events.register(
             "before-parameter-build.sts.AssumeRole",
@@ -96,6 +178,13 @@ def main(requests: int = 40, clickers: int = 6) -> None:
             assert sender.command(user, "request prod-admin 1h benchmark").status == 200
             acks.append(time.perf_counter() - t0)
         acks.sort()
+        # Requests are posted after the ack (the command answers at once): wait for every message.
+        slack.wait_for(
+            "chat.postMessage",
+            lambda c: c.args.get("channel") == "C0APPROVALS",
+            count=len(requesters),
+            timeout=60,
+        )
         rows = services.store.execute("SELECT id, requester FROM access_requests ORDER BY rowid").fetchall()
         messages = {m["ts"]: m for m in slack.messages("C0APPROVALS")}
         by_request = {
@@ -159,6 +248,8 @@ def main(requests: int = 40, clickers: int = 6) -> None:
         print(
             f"Slack calls per grant     {slack_calls / max(granted, 1):.1f} (incl. answers to losing clicks)"
         )
+        revoke_concurrently(services, sender, slack, rows, by_request)
+        recover_delivery(services, sender, slack, clock)
     finally:
         if server is not None:
             server.stop()

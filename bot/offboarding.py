@@ -210,31 +210,23 @@ def end_access_of(services: Services, user_id: str, *, reason: str) -> EndedAcce
     """End every just-in-time access of ``user_id``: revoke live grants (the normal revocation path,
     so live sessions stop), withdraw pending requests and extensions.
 
-    The one place offboarding touches the access lifecycle. (At merge this becomes
-    ``bot.access.end_all_access_of(services, user_id, by=…, reason=…, notifier=…)``.)
+    The one place offboarding touches the access lifecycle: the access domain's single call.
     """
-    from bot import access
+    from bot.access.intents import end_all_access_of
 
     ended = EndedAccess()
-    rows = services.store.execute(
-        "SELECT id, kind, state, role FROM access_requests WHERE requester = ? AND state IN ('pending', 'granted') "
-        "ORDER BY created_at",
-        [user_id],
-    ).fetchall()
-    for request_id, kind, state, role in rows:
-        if state == "granted" and kind != "extension":
-            outcome = access.revoke(services, request_id, "iamwarden")
-            if outcome is not None:
-                ended.revoked.append(
-                    {
-                        "request_id": request_id,
-                        "role": role,
-                        "policy_written": outcome.policy_written,
-                        "problem": outcome.problem,
-                    }
-                )
-        elif state == "pending" and access.withdraw(services, request_id, reason):
-            ended.withdrawn.append({"request_id": request_id, "role": role, "kind": kind})
+    result = end_all_access_of(services, user_id, by="iamwarden", reason=reason)
+    for request_id, role, revocation in result.revoked:
+        ended.revoked.append(
+            {
+                "request_id": request_id,
+                "role": role,
+                "policy_written": revocation.policy_written,
+                "problem": revocation.problem,
+            }
+        )
+    for request_id, role, kind in result.withdrawn:
+        ended.withdrawn.append({"request_id": request_id, "role": role, "kind": kind})
     return ended
 
 

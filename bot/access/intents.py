@@ -256,3 +256,39 @@ def review(
 def is_approver(services: Services, request: AccessRequest, user: str, members_of: MembersOf) -> bool:
     role = services.config.role(request.role)
     return bool(role) and user != request.requester and is_listed(user, role.approvers, members_of)
+
+
+@dataclass
+class EndedAll:
+    """What ``end_all_access_of`` did: (request id, role, revocation) and (request id, role, kind)."""
+
+    revoked: list[tuple[str, str, Revocation]]
+    withdrawn: list[tuple[str, str, str]]
+
+
+def end_all_access_of(
+    services: Services, user_id: str, *, by: str = "iamwarden", reason: str, notifier: Notifier | None = None
+) -> EndedAll:
+    """End every just-in-time access of a member (offboarding): revoke live grants through the normal
+    revocation path (so live sessions stop) and withdraw pending requests and extensions; each
+    change is announced like any other."""
+    from bot.access.notifier import SilentNotifier
+    from bot.access.transitions import withdraw as withdraw_pending
+
+    notifier = notifier or SilentNotifier()
+    ended = EndedAll(revoked=[], withdrawn=[])
+    rows = services.store.execute(
+        "SELECT id, kind, state, role FROM access_requests WHERE requester = ? AND state IN ('pending', 'granted') "
+        "ORDER BY created_at",
+        [user_id],
+    ).fetchall()
+    for request_id, kind, state, role in rows:
+        if state == "granted" and kind != "extension":
+            revocation = revoke(services, request_id, by)
+            if revocation is not None:
+                ended.revoked.append((request_id, role, revocation))
+                notifier.request_changed(request_id)
+        elif state == "pending" and withdraw_pending(services, request_id, reason):
+            ended.withdrawn.append((request_id, role, kind))
+            notifier.request_changed(request_id)
+    return ended

@@ -126,3 +126,12 @@ def m103_access_serialized(db: sqlite_utils.Database) -> None:
     db["access_outbox"].create_index(["done_at", "due_at"])
     # Set just before AssumeRole: a crash after it leaves an outcome we cannot know (grant_uncertain).
     db["access_requests"].add_column("assume_started_at", str)
+
+
+@migrations()
+def m104_access_window_reminders(db: sqlite_utils.Database) -> None:
+    # One row per (request, window end) reminded: the insert is the claim, so two sweeps never remind
+    # twice, and an extension (a later window end) earns its own reminder.
+    db["access_window_reminders"].create(
+        {"request_id": str, "window_end": str, "at": str}, pk=("request_id", "window_end")
+    )

@@ -17,6 +17,7 @@ from bot.access.authorization import (
     parse_request_duration,
     role_config,
 )
+from bot.access.killpoints import pause_at
 from bot.access.model import (
     AccessError,
     AccessRequest,
@@ -200,6 +201,8 @@ def approve(services: Services, request_id: str, approver: str) -> tuple[Approva
             reason=request.reason,
             complete=outcome == Approval.APPROVED,
         )
+    if outcome == Approval.APPROVED:
+        pause_at(services, "approved")  # test-only: the approval is committed, AssumeRole not begun
     return outcome, request
 
 
@@ -308,6 +311,31 @@ def end_windows(services: Services) -> list[AccessRequest]:
             close_extensions(services, request_id, State.ENDED)
             ended.append(request)
     return ended
+
+
+REMIND_BEFORE_END = timedelta(minutes=10)
+
+
+def due_window_reminders(services: Services) -> list[AccessRequest]:
+    """Granted access whose window ends within ``REMIND_BEFORE_END``, each window end claimed once
+    (also across bot instances on one database)."""
+    now = services.clock.now()
+    rows = services.store.execute(
+        "SELECT id, window_end FROM access_requests WHERE state = 'granted' AND kind != 'extension' "
+        "AND window_end > ? AND window_end <= ?",
+        [iso(now), iso(now + REMIND_BEFORE_END)],
+    ).fetchall()
+    due: list[AccessRequest] = []
+    for request_id, window_end in rows:
+        claimed = services.store.execute(
+            "INSERT OR IGNORE INTO access_window_reminders (request_id, window_end, at) VALUES (?, ?, ?)",
+            [request_id, window_end, iso(now)],
+        ).rowcount
+        if claimed == 1:
+            request = get_request(services, request_id)
+            if request is not None:
+                due.append(request)
+    return due
 
 
 def close_extensions(services: Services, parent_id: str, state: State) -> list[str]:

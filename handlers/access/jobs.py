@@ -13,6 +13,7 @@ from handlers.access.notifier import dm, finish_approval, flush_outbox, refresh,
 from handlers.access.views import when
 from handlers.blocks import (
     Message,
+    actions,
     button,
     code,
     mention,
@@ -61,6 +62,29 @@ def run_window_end(services: Services, client: WebClient) -> None:
         )
 
 
+def run_window_reminders(services: Services, client: WebClient) -> None:
+    """Ten minutes before the window ends: tell the requester, with Extend and I'm done."""
+    for request in access.due_window_reminders(services):
+        dm(
+            client,
+            request.requester,
+            Message(
+                text=f"Your access to {request.role} ends at {request.window_end:%H:%M} UTC.",
+                blocks=[
+                    section(
+                        f":hourglass_flowing_sand: Your access to {code(request.role)} ({code(request.id)}) ends "
+                        f"{when(request.window_end)}. Need longer? *Extend* asks the approvers; finished? "
+                        "*I'm done* ends it now."
+                    ),
+                    actions(
+                        button("Extend", ActionId.ACCESS_EXTEND, request.id),
+                        button("I'm done", ActionId.ACCESS_DONE, request.id),
+                    ),
+                ],
+            ),
+        )
+
+
 def run_review_reminders(services: Services, client: WebClient) -> None:
     channel = services.config.slack.security_channel
     if not channel:
@@ -100,13 +124,14 @@ def run_revocation_sync(services: Services, client: WebClient) -> None:
 
 @job("access-sweep", every_seconds=lambda services: 60)
 def run_access_sweep(services: Services, client: WebClient) -> None:
-    """Revocation writes, stuck approvals, pending expiry, window end, reminders, the Slack outbox;
+    """Revocation writes, stuck approvals, pending expiry, window end, window and review reminders, the Slack outbox;
     catches up after downtime. Each part runs even when another fails."""
     for part in (
         run_revocation_sync,
         run_stuck_approvals,
         run_pending_expiry,
         run_window_end,
+        run_window_reminders,
         run_review_reminders,
         flush_outbox,
     ):

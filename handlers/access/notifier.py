@@ -280,6 +280,9 @@ def flush_outbox(services: Services, client: WebClient) -> None:
             elif item.kind == "refresh":
                 refresh(services, client, request.id, strict=True)
             elif item.kind == "deliver":
+                # A crash after the grant left the request's messages as they were (Approve / Deny):
+                # they reach their final state with the notice, whatever state the request is in now.
+                refresh(services, client, request.id, strict=True)
                 if request.state == access.State.GRANTED:
                     client.chat_postMessage(
                         channel=request.requester, **granted_notice(request, delivered=False).as_kwargs()

@@ -16,7 +16,15 @@ import pytest
 from bot import access
 from bot.settings import Config
 from handlers.ids import ActionId
-from tests.access.support import ask, click, request_and_approve, request_messages, text_of, the_request
+from tests.access.support import (
+    ask,
+    click,
+    has_action,
+    request_and_approve,
+    request_messages,
+    text_of,
+    the_request,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,3 +115,24 @@ def test_audit_csv_defuses_cells_a_spreadsheet_would_run(jit):
     # Bytes, decoded without newline translation: the CR case must stay a CR.
     rows = list(csv.DictReader(io.StringIO(result.stdout.decode(), newline="")))
     assert [r["reason"] for r in rows] == ["'" + r for r in reasons]
+
+
+def test_only_the_requester_can_withdraw_a_pending_request(jit):
+    bot, _ = jit()
+    ask(bot, "U0ALICE", "request prod-admin 1h deploy hotfix")
+    request = the_request(bot)
+    click(bot, "U0BOB", ActionId.ACCESS_WITHDRAW, request.id)
+    bot.slack.wait_for(
+        "chat.postEphemeral",
+        lambda c: (
+            c.args.get("user") == "U0BOB" and "Only the requester can withdraw" in c.args.get("text", "")
+        ),
+    )
+    assert access.get_request(bot.services, request.id).state == "pending"
+    assert any(has_action(m, ActionId.ACCESS_APPROVE) for m in request_messages(bot))
+    assert not [row for row in bot.store.execute("SELECT action FROM audit WHERE action = 'withdrawn'")]
+
+    click(bot, "U0ALICE", ActionId.ACCESS_WITHDRAW, request.id)
+    bot.slack.wait_for("chat.update", lambda c: "Withdrawn by the requester" in str(c.args.get("blocks")))
+    assert access.get_request(bot.services, request.id).state == "withdrawn"
+    assert not any(has_action(m, ActionId.ACCESS_APPROVE) for m in request_messages(bot))
