@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import sqlite_utils
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bot.access.intents import end_all_access_of
 from bot.aws import AwsFactory, describe_aws_error, error_code, is_access_denied
 from bot.services import Services
 from bot.store import iso, migrations
@@ -212,8 +213,6 @@ def end_access_of(services: Services, user_id: str, *, reason: str) -> EndedAcce
 
     The one place offboarding touches the access lifecycle: the access domain's single call.
     """
-    from bot.access.intents import end_all_access_of
-
     ended = EndedAccess()
     result = end_all_access_of(services, user_id, by="iamwarden", reason=reason)
     for request_id, role, revocation in result.revoked:

@@ -25,11 +25,12 @@ from bot.access.model import (
     get_request,
     resolve_parent,
 )
-from bot.access.notifier import Notifier
+from bot.access.notifier import Notifier, SilentNotifier
 from bot.access.revocation import Revocation, revoke
 from bot.access.transitions import Approval
 from bot.access.transitions import approve as record_approval
 from bot.access.transitions import deny as record_denial
+from bot.access.transitions import withdraw as withdraw_pending
 from bot.services import Services
 from bot.store import iso
 
@@ -272,9 +273,6 @@ def end_all_access_of(
     """End every just-in-time access of a member (offboarding): revoke live grants through the normal
     revocation path (so live sessions stop) and withdraw pending requests and extensions; each
     change is announced like any other."""
-    from bot.access.notifier import SilentNotifier
-    from bot.access.transitions import withdraw as withdraw_pending
-
     notifier = notifier or SilentNotifier()
     ended = EndedAll(revoked=[], withdrawn=[])
     rows = services.store.execute(
