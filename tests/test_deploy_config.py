@@ -20,7 +20,12 @@ ROLE = '[[roles]]\nname = "prod-admin"\narn = "arn:aws:iam::123456789012:role/pr
 def cli(
     *args: str, config: str | None, tmp_path: Path, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "IAMWARDEN_DB": str(tmp_path / "iamwarden.db")}
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "IAMWARDEN_DB": str(tmp_path / "iamwarden.db"),
+        "PYTHONPATH": str(ROOT),  # this tree's code, not whichever copy the interpreter has installed
+    }
     if config is not None:
         path = tmp_path / "iamwarden.toml"
         path.write_text(config)
