@@ -1,6 +1,8 @@
 """Benchmark a full hygiene scan of one large account: API calls, wall time, peak memory.
 
-Run by hand: ``.venv/bin/python -m bench.scan [USERS] [ROLES]`` (defaults 2000 and 500).
+Run by hand: ``.venv/bin/python -m bench.scan [USERS] [ROLES]`` (defaults 2000 and 500), or
+``.venv/bin/python -m bench.scan --org ACCOUNTS [USERS] [ROLES]`` (defaults 50 and 20) for an
+organization of member accounts (``main_org``).
 
 A child process runs moto's server with a seeded account (USERS IAM users with console passwords,
 MFA on some, one or two access keys aged over the last year, groups, admin, inline and direct
@@ -47,14 +49,14 @@ def _trust(principal: dict) -> str:
     return _doc({"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"})
 
 
-def seed(sandbox, users: int, roles: int) -> None:  # noqa: ANN001
+def seed(sandbox, users: int, roles: int, account_id: str = ACCOUNT_ID) -> None:  # noqa: ANN001
     """Create the account straight in moto's backend (seeding over HTTP would take minutes)."""
     from moto.iam.models import AccessKeyLastUsed
 
     from bot.sandbox.aws import RootAccount
 
     rng = random.Random(7)
-    b = sandbox.iam_backend()
+    b = sandbox.iam_backend(account_id)
     b.update_account_password_policy(
         allow_change_password=True,
         hard_expiry=False,
@@ -117,7 +119,7 @@ def seed(sandbox, users: int, roles: int) -> None:  # noqa: ANN001
             b.attach_user_policy(arns["policy-editor"], name)
 
     trusts = [
-        _trust({"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"}),
+        _trust({"AWS": f"arn:aws:iam::{account_id}:root"}),
         _trust({"Service": "lambda.amazonaws.com"}),
         _trust({"AWS": "arn:aws:iam::999988887777:root"}),
     ]
@@ -134,7 +136,7 @@ def seed(sandbox, users: int, roles: int) -> None:  # noqa: ANN001
         if rng.random() < 0.8:
             role.last_used = ago(rng.uniform(0, 200))
             role.last_used_region = "us-east-1"
-    sandbox.set_root(RootAccount(mfa_active=True, password_last_used=ago(40)))
+    sandbox.set_root(RootAccount(mfa_active=True, password_last_used=ago(40)), account_id=account_id)
 
 
 def serve(users: int, roles: int) -> None:
@@ -160,10 +162,117 @@ def serve(users: int, roles: int) -> None:
     sandbox.stop()
 
 
+def serve_org(accounts: int, users: int, roles: int) -> None:
+    """Child: moto with an organization of ACCOUNTS members, each seeded with USERS users and ROLES
+    roles; prints the endpoints, then waits for stdin EOF."""
+    from moto.organizations.models import organizations_backends
+
+    from bot.sandbox.access_analyzer import AccessAnalyzerStub
+    from bot.sandbox.aws import MotoSandbox
+
+    sandbox = MotoSandbox().start()
+    analyzer = AccessAnalyzerStub(page_size=100).start()
+    analyzer.add_analyzer("account")
+    started = time.monotonic()
+    org = organizations_backends[ACCOUNT_ID]["aws"]
+    org.create_organization(region="us-east-1", FeatureSet="ALL")
+    members = []
+    for i in range(accounts):
+        created = org.create_account(AccountName=f"member-{i:04d}", Email=f"member-{i:04d}@example.com")
+        members.append(created["CreateAccountStatus"]["AccountId"])
+        seed(sandbox, users, roles, members[-1])
+    endpoints = {"moto": sandbox.endpoint_url, "analyzer": analyzer.url, "members": members}
+    print(json.dumps({**endpoints, "seed_s": time.monotonic() - started}))
+    sys.stdout.flush()
+    sys.stdin.read()
+    analyzer.stop()
+    sandbox.stop()
+
+
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _db_bytes(path: Path) -> int:
+    """The database's size with its write-ahead log (not yet checkpointed into the file)."""
+    return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+
+
+def main_org(accounts: int, users: int = 50, roles: int = 20) -> int:
+    """``python -m bench.scan --org 100 [USERS] [ROLES]``: a full scan of an organization of ACCOUNTS
+    member accounts (plus the management account) on one moto server: wall time, the scanner's total
+    CPU and CPU per account, moto's CPU beside it, and the database size with retention applied.
+    Target (issue 18): 100 accounts in <= 15 s on a 2-core machine, 1,000 in < 2 min."""
+    env = {**os.environ, **DUMMY_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    print(
+        f"seeding moto with {accounts} member accounts x {users} users / {roles} roles (child)...", flush=True
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.scan", "--serve-org", str(accounts), str(users), str(roles)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        endpoints = json.loads(child.stdout.readline())
+        print(f"seeded in {endpoints['seed_s']:.1f} s")
+        os.environ.update(DUMMY_ENV)
+        os.environ["AWS_ENDPOINT_URL"] = endpoints["moto"]
+        os.environ["AWS_ENDPOINT_URL_ACCESSANALYZER"] = endpoints["analyzer"]
+
+        from bot.clock import FrozenClock
+        from bot.policy import ActionCatalog
+        from bot.scan import AccountTarget, scan_accounts
+        from bot.services import Services
+        from bot.settings import Config, load_settings
+
+        ActionCatalog.default()  # loaded once per process at start-up; not part of a scan
+        workdir = Path(tempfile.mkdtemp(prefix="iamwarden-bench-org-"))
+        config = Config.model_validate({"organizations": {"enabled": True}})
+        settings = load_settings(db=workdir / "bench.db", config=config)
+        services = Services.from_settings(settings, clock=FrozenClock(NOW))
+        # Past ~200 accounts moto's ListAccounts takes longer than the read timeout (its CPU, not the
+        # bot's), so the members are given as targets, exactly as ListAccounts would name them.
+        role = config.organizations.audit_role_name
+        targets = [AccountTarget(ACCOUNT_ID, "management")] + [
+            AccountTarget(member, "", f"arn:aws:iam::{member}:role/{role}") for member in endpoints["members"]
+        ]
+        cpu_before, moto_before = time.process_time(), _cpu_of(child.pid)
+        started = time.perf_counter()
+        scans = scan_accounts(services, targets=targets)
+        wall = time.perf_counter() - started
+        cpu, moto_cpu = time.process_time() - cpu_before, _cpu_of(child.pid) - moto_before
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    finally:
+        child.stdin.close()
+        child.wait(timeout=120)
+
+    failed = [s for s in scans if s.error]
+    print(f"\naccounts scanned: {len(scans)} ({len(failed)} failed), workers {config.scan.max_workers}")
+    for scan in failed[:5]:
+        print(f"  failed {scan.account_id}: {scan.error}")
+    print(f"API calls: {sum(s.api_calls for s in scans)}; findings: {sum(len(s.findings) for s in scans)}")
+    print(f"wall time: {wall:.2f} s (collect + checks + store, every account)")
+    print(f"scanner CPU: {cpu:.2f} s in all, {cpu / max(len(scans), 1) * 1000:.0f} ms per account")
+    print(f"moto CPU (the other process, serving the same scan): {moto_cpu:.2f} s")
+    print(f"max RSS of the scanner: {rss:.0f} MB; database {_db_bytes(workdir / 'bench.db') / 1e6:.1f} MB")
+    return 1 if failed else 0
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--serve"]:
         serve(int(argv[1]), int(argv[2]))
         return 0
+    if argv[:1] == ["--serve-org"]:
+        serve_org(*(int(a) for a in argv[1:4]))
+        return 0
+    if argv[:1] == ["--org"]:
+        return main_org(*(int(a) for a in argv[1:4]))
     users = int(argv[0]) if argv else 2000
     roles = int(argv[1]) if len(argv) > 1 else 500
     env = {**os.environ, **DUMMY_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import sqlite3
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
@@ -23,6 +25,8 @@ import sqlite_utils
 from pydantic import BaseModel, Field, computed_field
 
 from bot.store import Store, iso, migrations
+
+log = logging.getLogger(__name__)
 
 
 class Severity(StrEnum):
@@ -249,3 +253,67 @@ def open_count(findings: Iterable[Finding]) -> int:
     """How many open findings there are: the one count every surface (scan, /iam findings, digest,
     App Home, the demo) shows."""
     return sum(1 for f in findings if is_open(f))
+
+
+def _digest_references(store: Store) -> set[int]:
+    """Snapshot ids the newest digest of each channel was built from: the next digest diffs against them."""
+    if not store.db["digests"].exists():
+        return set()
+    rows = store.execute(
+        "SELECT snapshots FROM digests d WHERE id IN (SELECT max(id) FROM digests GROUP BY channel)"
+        " OR id IN (SELECT max(id) FROM digests WHERE ts IS NOT NULL GROUP BY channel)"
+    ).fetchall()
+    return {int(v) for (doc,) in rows for v in json.loads(doc or "{}").values()}
+
+
+def snapshots_to_keep(
+    rows: Iterable[tuple[int, str, str, str]], *, keep: int, weekly_days: int, now: datetime
+) -> set[int]:
+    """Which of (id, account_id, scanned_at, status) to keep: per account its newest ``keep``, its
+    newest successful one (what answers read), and the newest successful one of each ISO week of the
+    last ``weekly_days`` days."""
+    kept: set[int] = set()
+    by_account: dict[str, list[tuple[int, str, str]]] = {}
+    for snapshot_id, account_id, scanned_at, status in rows:
+        by_account.setdefault(account_id, []).append((snapshot_id, scanned_at, status))
+    since = iso(now - timedelta(days=weekly_days))
+    for snapshots in by_account.values():
+        snapshots.sort(key=lambda s: s[0], reverse=True)  # newest first
+        kept |= {s[0] for s in snapshots[:keep]}
+        kept |= {next((s[0] for s in snapshots if s[2] == "ok"), snapshots[0][0])}
+        weeks: set[tuple[int, int]] = set()
+        for snapshot_id, scanned_at, status in snapshots:
+            week = datetime.fromisoformat(scanned_at).isocalendar()[:2]
+            if status == "ok" and scanned_at >= since and week not in weeks:
+                weeks.add(week)
+                kept.add(snapshot_id)
+    return kept
+
+
+def prune_snapshots(store: Store, *, keep: int, weekly_days: int, now: datetime) -> int:
+    """Delete the snapshots (and their findings) retention does not keep, then give the space back.
+    Never an account's latest snapshot nor one the newest digest of a channel diffs against.
+    Returns how many snapshots were deleted."""
+    rows = store.execute("SELECT id, account_id, scanned_at, status FROM snapshots").fetchall()
+    kept = snapshots_to_keep(rows, keep=keep, weekly_days=weekly_days, now=now) | _digest_references(store)
+    doomed = [row[0] for row in rows if row[0] not in kept]
+    for start in range(0, len(doomed), 500):
+        chunk = doomed[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        with store.transaction() as db:
+            db.execute(f"DELETE FROM findings WHERE snapshot_id IN ({marks})", chunk)  # noqa: S608
+            db.execute(f"DELETE FROM snapshots WHERE id IN ({marks})", chunk)  # noqa: S608
+    if doomed:
+        store.reclaim_space(at=now)
+    return len(doomed)
+
+
+def apply_retention(store: Store, scan: Any, *, now: datetime) -> int:
+    """Retention after a scan is stored: ``[scan] keep_snapshots`` and ``keep_weekly_days``. A failure
+    (another process holding the lock past the busy timeout) is logged and retried after the next scan:
+    the scan itself is stored and stands."""
+    try:
+        return prune_snapshots(store, keep=scan.keep_snapshots, weekly_days=scan.keep_weekly_days, now=now)
+    except sqlite3.Error as exc:
+        log.warning("snapshot retention deferred to the next scan: %s", exc)
+        return 0

@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bot.aws import AwsFactory, CallCounter, describe_aws_error, is_access_denied
 from bot.checks.catalog import CheckContext, Owners, clear_scan_memo, iter_checks
 from bot.cli import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, command
-from bot.findings import Finding, FindingStatus, Severity, save_snapshot, sort_findings
+from bot.findings import Finding, FindingStatus, Severity, apply_retention, save_snapshot, sort_findings
 from bot.inventory import CollectError, Inventory, collect
 from bot.permissions import suppress_own_principal
 from bot.settings import AccountConfig, Config, SuppressionConfig
@@ -401,7 +401,9 @@ def scan_accounts(
     ownership could not be evaluated when it could not.
     """
     try:
-        return _scan_accounts(services, progress=progress, targets=targets, sleep=sleep, directory=directory)
+        scans = _scan_accounts(services, progress=progress, targets=targets, sleep=sleep, directory=directory)
+        apply_retention(services.store, services.config.scan, now=services.clock.now())
+        return scans
     finally:
         clear_scan_memo()  # memory stays flat across the scans of a long-running bot
 

@@ -210,6 +210,10 @@ class ScanConfig(_Section):
     password_unused_days: int = 45
     role_unused_days: int = 90
     root_recent_use_days: int = 90
+    # Snapshot retention, pruned after each scan: the newest keep_snapshots of each account, plus one
+    # a week (the newest of its week) for keep_weekly_days. An account's latest snapshot is always kept.
+    keep_snapshots: int = Field(default=14, ge=1)
+    keep_weekly_days: int = Field(default=90, ge=0)
     # An active key never used is reported once it is older than this (a fresh key is not news).
     key_never_used_grace_days: int = 7
     min_password_length: int = 14

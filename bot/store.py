@@ -102,6 +102,9 @@ class Store:
         db = getattr(self._local, "db", None)
         if db is None:
             conn = sqlite3.connect(str(self.path), timeout=1, isolation_level=None)
+            # Before anything creates the file (WAL does): a new database can give freed pages back
+            # (reclaim_space); on an existing one it has no effect until a VACUUM.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -155,6 +158,20 @@ class Store:
             self._local.db = None
 
     # -- small shared tables ---------------------------------------------------------------
+
+    def reclaim_space(self, *, at: datetime | None = None) -> None:
+        """Give the pages freed by deletions back to the file system (incremental vacuum). A database
+        created before auto_vacuum was set is converted once by a full VACUUM, recorded in ``kv``."""
+        if str(self.path) == ":memory:":
+            return
+        db = self.db
+        if db.execute("PRAGMA auto_vacuum").fetchone()[0] == 0:
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            db.execute("VACUUM")  # rewrites the file once; from now on incremental_vacuum suffices
+            self.set_kv("auto_vacuum_converted_at", iso(at or utcnow()), at=at)
+        # executescript steps the pragma to the end (a cursor frees one page a step, then stops)
+        db.conn.executescript("PRAGMA incremental_vacuum;")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def audit(
         self,

@@ -4,7 +4,6 @@ the README's complete example loads."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -21,9 +20,12 @@ ROLE = '[[roles]]\nname = "prod-admin"\narn = "arn:aws:iam::123456789012:role/pr
 def cli(
     *args: str, config: str | None, tmp_path: Path, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "IAMWARDEN_DB": str(tmp_path / "iamwarden.db")}
-    if os.environ.get("PYTHONPATH"):  # this tree's code, not whichever checkout is installed
-        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "IAMWARDEN_DB": str(tmp_path / "iamwarden.db"),
+        "PYTHONPATH": str(ROOT),  # this tree's code, not whichever copy the interpreter has installed
+    }
     if config is not None:
         path = tmp_path / "iamwarden.toml"
         path.write_text(config)
@@ -73,6 +75,9 @@ BAD_CONFIGS = [
         "suppressions.0.expires",
     ),
     ("suppression of nothing", '[[suppressions]]\nreason = "r"\n', "suppressions.0"),
+    ("keep no snapshot", "[scan]\nkeep_snapshots = 0\n", "scan.keep_snapshots"),
+    ("keep_snapshots not a number", '[scan]\nkeep_snapshots = "all"\n', "scan.keep_snapshots"),
+    ("negative weekly retention", "[scan]\nkeep_weekly_days = -7\n", "scan.keep_weekly_days"),
     ("unknown key", '[slack]\napproval_channel = "C0X"\n', "slack.approval_channel"),
     ("unknown alert rule", "[alerts.rules.NOPE]\nenabled = false\n", "alerts.rules"),
     ("not TOML", "[slack\n", "IAMWARDEN_CONFIG"),
