@@ -23,6 +23,7 @@ from pathlib import Path
 import boto3
 
 from bot.access.model import REVOCATION_POLICY_NAME
+from bot.access.revocation import denied_identities
 from bot.access.sessions import source_identity
 from bot.app import Health, HttpServer, build_app, build_client, wsgi_app
 from bot.clock import FrozenClock
@@ -66,7 +67,7 @@ def revoke_concurrently(services: Services, sender: SlackSender, slack: FakeSlac
     policy = boto3.client("iam", region_name="us-east-1").get_role_policy(
         RoleName="prod-admin", PolicyName=REVOCATION_POLICY_NAME
     )["PolicyDocument"]
-    denied = {s["Condition"]["StringEquals"]["aws:SourceIdentity"] for s in policy["Statement"]}
+    denied = denied_identities(policy)
     present = sum(source_identity(requester) in denied for _, requester in rows)
     print(
         f"concurrent revocations    {len(rows)} on one role in {elapsed * 1000:.0f} ms · "

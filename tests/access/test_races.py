@@ -42,14 +42,7 @@ def revocation_policy() -> dict | None:
 
 def denied(document: dict | None) -> dict[str, str]:
     """SourceIdentity → the TokenIssueTime before which the role denies its sessions."""
-    return {
-        s["Condition"]["StringEquals"]["aws:SourceIdentity"]: s["Condition"]["DateLessThan"][
-            "aws:TokenIssueTime"
-        ]
-        for s in (document or {}).get("Statement", [])
-        if s.get("Effect") == "Deny"
-        and "aws:SourceIdentity" in s.get("Condition", {}).get("StringEquals", {})
-    }
+    return access.denied_identities(document)
 
 
 def granted_directly(services, requester: str) -> access.AccessRequest:
