@@ -262,7 +262,12 @@ def _write_policy(services: Services, role_arn: str, account_id: str) -> int:
     document = document_from_state(revocation_rows(services, role_arn), foreign, now)
     text = json.dumps(document, separators=(",", ":"))
     if len(text) > INLINE_POLICY_LIMIT:
-        raise AccessError("the role's inline policy space is full")
+        live = len(denied_identities(document))
+        log.error("the revocation policy of %s is full: %d identities, %d chars", role_arn, live, len(text))
+        raise AccessError(
+            f"the role's inline policy space is full ({live} members with live revocations on it); "
+            "the deny fits once older revocations expire"
+        )
     if document["Statement"]:
         iam.put_role_policy(RoleName=role_name, PolicyName=REVOCATION_POLICY_NAME, PolicyDocument=text)
     elif current is not None:
