@@ -23,6 +23,7 @@ from pathlib import Path
 import boto3
 
 from bot.access.model import REVOCATION_POLICY_NAME
+from bot.access.revocation import denied_identities
 from bot.access.sessions import source_identity
 from bot.app import Health, HttpServer, build_app, build_client, wsgi_app
 from bot.clock import FrozenClock
@@ -54,8 +55,10 @@ def revoke_concurrently(services: Services, sender: SlackSender, slack: FakeSlac
         t.start()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
+        # Revoked in SQLite, and every role's policy written (the last writer may still be at AWS).
         left = services.store.execute(
-            "SELECT count(*) FROM access_requests WHERE state != 'revoked'"
+            "SELECT (SELECT count(*) FROM access_requests WHERE state != 'revoked') + (SELECT count(*) FROM "
+            "access_revocation_docs WHERE written_version < version AND (last_error IS NULL OR writer IS NOT NULL))"
         ).fetchone()[0]
         if not left:
             break
@@ -66,7 +69,7 @@ def revoke_concurrently(services: Services, sender: SlackSender, slack: FakeSlac
     policy = boto3.client("iam", region_name="us-east-1").get_role_policy(
         RoleName="prod-admin", PolicyName=REVOCATION_POLICY_NAME
     )["PolicyDocument"]
-    denied = {s["Condition"]["StringEquals"]["aws:SourceIdentity"] for s in policy["Statement"]}
+    denied = denied_identities(policy)
     present = sum(source_identity(requester) in denied for _, requester in rows)
     print(
         f"concurrent revocations    {len(rows)} on one role in {elapsed * 1000:.0f} ms · "

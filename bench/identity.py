@@ -148,10 +148,7 @@ def main(argv: list[str]) -> int:
                         document = iam.get_role_policy(
                             RoleName=ROLE, PolicyName=access.REVOCATION_POLICY_NAME
                         )["PolicyDocument"]
-                        if any(
-                            s["Condition"]["StringEquals"]["aws:SourceIdentity"] == user_id
-                            for s in document["Statement"]
-                        ):
+                        if user_id in access.denied_identities(document):
                             denied_at = time.perf_counter()
                     except iam.exceptions.NoSuchEntityException:
                         pass

@@ -435,17 +435,15 @@ def _jit_access_tour(s: DemoSession) -> None:
         s.click_label("Approve", user="U0BOB")
         s.command("/iam grants", user="U0ADA")
         s.click_label("Revoke", user="U0SAM")
+        from bot import access
         from bot.access import REVOCATION_POLICY_NAME
 
         policy = s.services.aws.client("iam").get_role_policy(
             RoleName="prod-admin", PolicyName=REVOCATION_POLICY_NAME
         )["PolicyDocument"]
-        for statement in policy["Statement"]:
-            condition = statement["Condition"]
+        for identity, before in access.denied_identities(policy).items():
             s.say(
-                f"  (AWS: prod-admin now denies sessions with SourceIdentity "
-                f"{condition['StringEquals']['aws:SourceIdentity']} issued before "
-                f"{condition['DateLessThan']['aws:TokenIssueTime']})"
+                f"  (AWS: prod-admin now denies sessions with SourceIdentity {identity} issued before {before})"
             )
 
 

@@ -377,8 +377,7 @@ def test_user_change_deactivation_revokes_withdraws_and_alerts_once_even_when_de
 
     # The live grant is revoked through the access lifecycle: the role denies her SourceIdentity.
     assert access.get_request(bot.services, granted.id).state == "revoked"
-    denies = [s for s in revocation_statements() if s["Effect"] == "Deny"]
-    assert [s["Condition"]["StringEquals"]["aws:SourceIdentity"] for s in denies] == ["U0ALICE"]
+    assert list(access.denied_identities({"Statement": revocation_statements()})) == ["U0ALICE"]
     # The pending request is withdrawn, so nobody can approve it any more.
     assert access.get_request(bot.services, pending.id).state == "expired"
 
@@ -601,6 +600,4 @@ def test_the_same_deactivation_racing_on_threads_and_two_instances_acts_once(lea
     assert audited.count("offboarding.detected") == 1 and audited.count("offboarding.revoked") == 1
     assert access.get_request(bot.services, granted.id).state == "revoked"
     assert access.get_request(bot.services, pending.id).state == "expired"
-    assert [s["Condition"]["StringEquals"]["aws:SourceIdentity"] for s in revocation_statements()] == [
-        "U0ALICE"
-    ]
+    assert list(access.denied_identities({"Statement": revocation_statements()})) == ["U0ALICE"]

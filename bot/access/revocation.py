@@ -155,18 +155,62 @@ def revocation_rows(services: Services, role_arn: str) -> list[dict]:
 
 
 def document_from_state(rows: list[dict], foreign: list[dict], now: datetime) -> dict:
-    """The policy AWS should hold: statements not ours as they are, ours from SQLite (merged per
-    identity, pruned once every session they target has expired)."""
-    document: dict = {"Version": "2012-10-17", "Statement": list(foreign)}
+    """The policy AWS should hold: statements not ours as they are, ours from SQLite.
+
+    Per identity the latest cutoff wins (it denies everything an earlier one did), and identities
+    that share a cutoff share one statement (``StringEquals`` with a list matches any of them), so a
+    burst of revocations within one second costs one statement. Merging is exact: every identity keeps
+    its own cutoff; only the statement's lifetime (the Sid's until) becomes the group's latest, and a
+    deny kept longer than the sessions it targets is harmless. Rows whose sessions have all expired
+    are pruned.
+    """
+    cutoffs: dict[str, tuple[str, datetime]] = {}  # identity → (issued_before, until)
     for row in rows:
         until = datetime.fromisoformat(row["until"])
         if until <= now:
             continue
-        statement = _revocation_statement(
-            row["identity"], datetime.fromisoformat(row["issued_before"]), until, row["request_id"]
-        )
-        document = merge_revocations(document, statement, now)
-    return document
+        before = iso(datetime.fromisoformat(row["issued_before"]))
+        if row["identity"] in cutoffs:
+            old_before, old_until = cutoffs[row["identity"]]
+            before, until = max(before, old_before), max(until, old_until)  # ISO UTC strings order like times
+        cutoffs[row["identity"]] = (before, until)
+    groups: dict[str, tuple[list[str], datetime]] = {}  # issued_before → (identities, until)
+    for identity, (before, until) in cutoffs.items():
+        identities, group_until = groups.get(before, ([], until))
+        groups[before] = ([*identities, identity], max(group_until, until))
+    statements = [
+        _group_statement(identities, before, until) for before, (identities, until) in sorted(groups.items())
+    ]
+    return {"Version": "2012-10-17", "Statement": [*foreign, *statements]}
+
+
+def _group_statement(identities: list[str], issued_before: str, until: datetime) -> dict:
+    cutoff = int(datetime.fromisoformat(issued_before).timestamp())
+    return {
+        "Sid": f"Revoke{cutoff}Until{int(until.timestamp())}",
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {
+            "StringEquals": {"aws:SourceIdentity": identities[0] if len(identities) == 1 else identities},
+            "DateLessThan": {"aws:TokenIssueTime": issued_before},
+        },
+    }
+
+
+def denied_identities(document: dict | None) -> dict[str, str]:
+    """SourceIdentity → the ``aws:TokenIssueTime`` before which ``document`` denies its sessions
+    (the latest, if several statements name it). Reads both shapes: one identity or a list."""
+    denied: dict[str, str] = {}
+    for statement in (document or {}).get("Statement", []):
+        condition = statement.get("Condition") or {}
+        identities = condition.get("StringEquals", {}).get("aws:SourceIdentity")
+        before = condition.get("DateLessThan", {}).get("aws:TokenIssueTime")
+        if statement.get("Effect") != "Deny" or identities is None or before is None:
+            continue
+        for identity in [identities] if isinstance(identities, str) else identities:
+            denied[identity] = max(before, denied.get(identity, before))
+    return denied
 
 
 # -- writing AWS from the state ------------------------------------------------------------------------
@@ -218,7 +262,12 @@ def _write_policy(services: Services, role_arn: str, account_id: str) -> int:
     document = document_from_state(revocation_rows(services, role_arn), foreign, now)
     text = json.dumps(document, separators=(",", ":"))
     if len(text) > INLINE_POLICY_LIMIT:
-        raise AccessError("the role's inline policy space is full")
+        live = len(denied_identities(document))
+        log.error("the revocation policy of %s is full: %d identities, %d chars", role_arn, live, len(text))
+        raise AccessError(
+            f"the role's inline policy space is full ({live} members with live revocations on it); "
+            "the deny fits once older revocations expire"
+        )
     if document["Statement"]:
         iam.put_role_policy(RoleName=role_name, PolicyName=REVOCATION_POLICY_NAME, PolicyDocument=text)
     elif current is not None:

@@ -159,7 +159,11 @@ def register(app: App, services: Services) -> None:
             note = (
                 f"I could not stop live sessions ({escape(revocation.problem or 'unknown error')}); "
                 "I keep retrying. "
-                f"The credentials already issued stay valid until {when(revocation.credentials_expire_at)} at most."
+                f"The credentials already issued stay valid until {when(revocation.credentials_expire_at)} at most. "
+                "The security team has been told."
+            )
+            SlackNotifier(services, client).revocation_not_written(
+                request, user, revocation.problem or "unknown error", when(revocation.credentials_expire_at)
             )
         tell(
             client,

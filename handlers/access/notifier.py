@@ -265,6 +265,25 @@ class SlackNotifier:
         except SlackApiError as exc:  # the alert itself is posted; the thread note is a nicety
             log.warning("could not add the break-glass thread note for %s: %s", request.id, slack_error(exc))
 
+    def revocation_not_written(self, request: AccessRequest, by: str, problem: str, live_until: str) -> None:
+        """Tell security that a Revoke left live sessions working (the deny could not be written).
+        Never raises: the revoker has already been told; a refused post is logged."""
+        slack = self.services.config.slack
+        channel = slack.security_channel or slack.approvals_channel
+        if not channel:
+            log.error("revocation of %s not written and no security channel: %s", request.id, problem)
+            return
+        text = (
+            f":rotating_light: {mention(by)} revoked {mention(request.requester)}'s access to "
+            f"{code(request.role)} ({code(request.id)}) but the deny could not be written "
+            f"({escape(problem)}): their live sessions keep working until {live_until} at most. "
+            "The bot keeps retrying."
+        )
+        try:
+            self.client.chat_postMessage(channel=channel, text=text)
+        except SlackApiError as exc:
+            log.error("could not tell security that %s was not denied: %s", request.id, slack_error(exc))
+
     def request_changed(self, request_id: str) -> None:
         refresh_with_extensions(self.services, self.client, access.resolve_parent(self.services, request_id))
 

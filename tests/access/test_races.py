@@ -42,14 +42,7 @@ def revocation_policy() -> dict | None:
 
 def denied(document: dict | None) -> dict[str, str]:
     """SourceIdentity → the TokenIssueTime before which the role denies its sessions."""
-    return {
-        s["Condition"]["StringEquals"]["aws:SourceIdentity"]: s["Condition"]["DateLessThan"][
-            "aws:TokenIssueTime"
-        ]
-        for s in (document or {}).get("Statement", [])
-        if s.get("Effect") == "Deny"
-        and "aws:SourceIdentity" in s.get("Condition", {}).get("StringEquals", {})
-    }
+    return access.denied_identities(document)
 
 
 def granted_directly(services, requester: str) -> access.AccessRequest:
@@ -111,6 +104,55 @@ def test_concurrent_revocations_on_one_role_from_threads_and_two_instances_never
         clock.advance(hours=3)  # the trial's sessions expire: their statements may be pruned next time
     # The pruning happened: the last write holds only the last trial's members.
     assert set(denied(revocation_policy())) == {f"U19M{i}" for i in range(members_per_trial)}
+
+
+def test_sixty_revocations_of_sixty_members_on_one_role_are_all_denied(make_bot, federation, aws, clock):
+    create_role()
+    bot = make_bot(make_config(federation))
+    members = [f"U0SIXTY{i:02d}" for i in range(60)]
+    requests = [granted_directly(bot.services, m) for m in members]
+    for request in requests:
+        clock.advance(milliseconds=100)  # a burst over 6 s: cutoffs in 7 distinct seconds
+        revocation = access.revoke(bot.services, request.id, REVOKER)
+        assert revocation is not None and revocation.policy_written, revocation and revocation.problem
+    document = revocation_policy()
+    policy = denied(document)
+    assert set(policy) == set(members)
+    for request in requests:
+        cutoff = datetime.fromisoformat(policy[request.requester])
+        assert all(g.issued_at < cutoff for g in access.grants_of(bot.services, request.id))
+    # Members revoked within the same second share one statement.
+    assert len(document["Statement"]) <= 8
+    assert len(json.dumps(document, separators=(",", ":"))) <= access.INLINE_POLICY_LIMIT
+
+
+def test_a_revocation_that_does_not_fit_tells_the_revoker_and_security(make_bot, federation, aws, clock):
+    create_role()
+    bot = make_bot(make_config(federation))
+    members = [f"U0FULL{i:02d}" for i in range(60)]
+    for member in members:
+        bot.slack.add_user(member, name=member.lower())
+    requests = [granted_directly(bot.services, m) for m in members]
+    written = []
+    for request in requests[:-1]:
+        clock.advance(seconds=1)  # every cutoff in its own second: one statement each
+        revocation = access.revoke(bot.services, request.id, REVOKER)
+        assert revocation is not None
+        written.append(revocation.policy_written)
+    assert written[:40] == [True] * 40 and written[-1] is False  # the role's space ran out in between
+    clock.advance(seconds=1)
+    last = requests[-1]
+    assert bot.sender.block_action(REVOKER, ActionId.ACCESS_REVOKE, last.id).status == 200
+    [answer] = bot.slack.wait_for(
+        "chat.postEphemeral", lambda c: c.args.get("user") == REVOKER and last.id in c.args.get("text", "")
+    )
+    assert "could not stop live sessions" in answer.args["text"] and "space is full" in answer.args["text"]
+    [alert] = bot.slack.wait_for(
+        "chat.postMessage",
+        lambda c: c.args.get("channel") == "C0SECURITY" and last.id in c.args.get("text", ""),
+    )
+    assert "deny could not be written" in alert.args["text"]
+    assert last.requester not in denied(revocation_policy())
 
 
 def test_a_revocation_write_that_fails_is_retried_by_the_sweep_until_aws_holds_it(jit, monkeypatch):

@@ -90,10 +90,7 @@ def test_revocations_prune_expired_keep_foreign_and_merge_the_same_identity():
     merged = access.merge_revocations(existing, _statement("U0ALICE", NOW + timedelta(hours=1), "r4"), NOW)
     sids = [s["Sid"] for s in merged["Statement"]]
     assert sids[0] == "SomeoneElses"
-    identities = [
-        s.get("Condition", {}).get("StringEquals", {}).get("aws:SourceIdentity") for s in merged["Statement"]
-    ]
-    assert identities == [None, "U0BOB", "U0ALICE"]
+    assert list(access.denied_identities(merged)) == ["U0BOB", "U0ALICE"]
     # The merged statement lives as long as the longer-lived one it replaced.
     assert sids[-1] == f"Revoker4Until{int((NOW + timedelta(hours=3)).timestamp())}"
 
@@ -186,3 +183,42 @@ def test_duration_choices_stop_at_the_largest_role_maximum():
     services = _Services()
     choices = access.duration_choices(services, services.config.roles)
     assert [access.format_duration(c) for c in choices] == ["15m", "30m", "1h", "2h"]
+
+
+def _row(who: str, before: datetime, until: datetime) -> dict:
+    return {
+        "identity": who,
+        "request_id": "r",
+        "issued_before": before.isoformat(),
+        "until": until.isoformat(),
+    }
+
+
+def test_revocations_sharing_a_cutoff_share_one_statement_and_each_identity_keeps_its_own_cutoff():
+    foreign = {"Sid": "SomeoneElses", "Effect": "Deny", "Action": "s3:*", "Resource": "*"}
+    first, second = NOW + timedelta(seconds=1), NOW + timedelta(seconds=2)
+    rows = [
+        _row("U0ANN", first, NOW + timedelta(hours=1)),
+        _row("U0BOB", first, NOW + timedelta(hours=3)),
+        _row("U0CAT", second, NOW + timedelta(hours=1)),
+        _row("U0DAN", first, NOW + timedelta(hours=1)),
+        _row("U0DAN", second, NOW + timedelta(hours=2)),  # a later cutoff for Dan replaces the earlier one
+        _row("U0OLD", first, NOW - timedelta(minutes=1)),  # every session it targets is gone
+    ]
+    document = access.document_from_state(rows, [foreign], NOW)
+    assert document["Statement"][0] == foreign
+    ours = document["Statement"][1:]
+    assert [s["Condition"]["StringEquals"]["aws:SourceIdentity"] for s in ours] == [
+        ["U0ANN", "U0BOB"],
+        ["U0CAT", "U0DAN"],
+    ]
+    # The shared statement lives as long as its longest-lived member.
+    assert (
+        ours[0]["Sid"] == f"Revoke{int(first.timestamp())}Until{int((NOW + timedelta(hours=3)).timestamp())}"
+    )
+    assert access.denied_identities(document) == {
+        "U0ANN": first.isoformat(),
+        "U0BOB": first.isoformat(),
+        "U0CAT": second.isoformat(),
+        "U0DAN": second.isoformat(),
+    }
