@@ -49,8 +49,9 @@ class CommandIO:
             raise RuntimeError("answer_now is only available while dispatching a command")
         self._answer_now(message)
 
-    def is_security_team(self, user_id: str) -> bool:
-        """Whether the member is on the configured security team (ids and user groups)."""
+    def is_security_team(self, user_id: str, *, strict: bool = False) -> bool:
+        """Whether the member is on the configured security team (ids and user groups); ``strict``
+        raises DirectoryError when Slack cannot list a group instead of answering no."""
         team = self.services.config.slack.security_team
         if user_id in team:
             return True
@@ -59,7 +60,27 @@ class CommandIO:
             return False
         from handlers.directory import usergroup_members  # late import: optional feature module
 
-        return any(user_id in usergroup_members(self.client, self.services, h) for h in handles)
+        return any(
+            user_id in usergroup_members(self.client, self.services, h, strict=strict) for h in handles
+        )
+
+    def known_security_team(self, user_id: str) -> bool | None:
+        """``is_security_team`` from what needs no Web API call (ids, cached groups): True/False,
+        or None when only Slack can tell."""
+        team = self.services.config.slack.security_team
+        if user_id in team:
+            return True
+        handles = [h for h in team if h.startswith("@") or h.startswith("S")]
+        from handlers.directory import cached_usergroup_members  # late import, as above
+
+        unknown = False
+        for handle in handles:
+            members = cached_usergroup_members(self.services, handle)
+            if members is None:
+                unknown = True
+            elif user_id in members:
+                return True
+        return None if unknown else False
 
 
 Handler = Callable[[SlashCommand, CommandIO], Message | None]

@@ -47,6 +47,7 @@ from handlers.blocks import (
     truncate,
 )
 from handlers.commands import CommandIO
+from handlers.directory import DirectoryError
 from handlers.ids import ActionId, BlockId, CallbackId
 from handlers.models import BlockAction, ViewSubmission
 
@@ -917,55 +918,91 @@ def register(app: App, services: Services) -> None:
             meta = json.loads(submission.private_metadata or "{}")
         except ValueError:
             meta = {}
-        if not CommandIO(services=services, client=client).is_security_team(user):
-            ack(
-                response_action="errors",
-                errors={BlockId.SNOOZE_REASON.value: "Snoozing is for the security team."},
-            )
-            return
+        meta = meta if isinstance(meta, dict) else {}
+        channel = meta.get("channel")
+        io = CommandIO(services=services, client=client)
+
+        def refuse(field: str, text: str) -> None:
+            ack(response_action="errors", errors={field: text})
+
+        # Before the ack only what needs no Web API call: membership known without Slack (ids, a
+        # cached group), the stored finding, the form's own values.
+        member = io.known_security_team(user)
+        if member is False:
+            return refuse(BlockId.SNOOZE_REASON.value, "Snoozing is for the security team.")
         f = digests.finding_by_fingerprint(store, meta.get("fingerprint", ""))
         if f is None:
-            ack(
-                response_action="errors",
-                errors={BlockId.SNOOZE_REASON.value: "That finding is no longer stored."},
-            )
-            return
+            return refuse(BlockId.SNOOZE_REASON.value, "That finding is no longer stored.")
         now = services.clock.now()
         reason = (submission.value(BlockId.SNOOZE_REASON.value) or "").strip()
         if not reason:
-            ack(
-                response_action="errors",
-                errors={BlockId.SNOOZE_REASON.value: "Say why; it goes in the audit log."},
-            )
-            return
+            return refuse(BlockId.SNOOZE_REASON.value, "Say why; it goes in the audit log.")
         try:
             until = digests.parse_snooze_end(submission.value(BlockId.SNOOZE_UNTIL.value), now)
-            snoozed = digests.snooze(store, f, by=user, reason=reason, until=until, now=now)
+            if member:
+                snoozed = digests.snooze(store, f, by=user, reason=reason, until=until, now=now)
         except DigestError as exc:
-            ack(response_action="errors", errors={BlockId.SNOOZE_UNTIL.value: str(exc)})
-            return
+            return refuse(BlockId.SNOOZE_UNTIL.value, str(exc))
         ack()
-        text = (
-            f"{mention(user)} snoozed {escape(f.title)} {_principal(f)} until "
-            f"{snoozed.until.date().isoformat()}: {escape(reason)}"
-        )
-        channel = meta.get("channel")
-        if channel and not str(channel).startswith("D"):
 
-            def post_in_thread() -> None:
+        def tell_member(text: str) -> None:
+            try:
+                if channel and not str(channel).startswith("D"):
+                    client.chat_postEphemeral(channel=channel, user=user, text=text)
+                else:
+                    client.chat_postMessage(channel=user, text=text)
+            except SlackApiError as exc:
+                if retry_hint(exc) is not None:
+                    raise  # Slack is unavailable: the outbox tells them later
+                log.warning("could not answer %s: %s", user, exc.response.get("error"))
+
+        def post_in_thread(snoozed: digests.Snooze) -> None:
+            text = (
+                f"{mention(user)} snoozed {escape(f.title)} {_principal(f)} until "
+                f"{snoozed.until.date().isoformat()}: {escape(reason)}"
+            )
+            if not channel or str(channel).startswith("D"):
+                return
+            try:
+                client.chat_postMessage(
+                    channel=channel,
+                    thread_ts=meta.get("thread_ts"),
+                    text=truncate(text, 3000),
+                    blocks=[section(text)],
+                )
+            except SlackApiError as exc:
+                if retry_hint(exc) is not None:
+                    raise  # Slack is unavailable: the outbox posts it later
+                log.warning("could not post the snooze in the thread: %s", exc.response.get("error"))
+
+        if member:
+            slow_work(services).submit("snooze note", lambda: post_in_thread(snoozed))
+            return
+
+        done: dict = {}
+
+        def check_and_snooze() -> None:
+            # Membership needs Slack (a cold group cache): decided here, off Bolt's ack threads.
+            # The outbox may run this again; the snooze is made once.
+            if "snoozed" not in done:
                 try:
-                    client.chat_postMessage(
-                        channel=channel,
-                        thread_ts=meta.get("thread_ts"),
-                        text=truncate(text, 3000),
-                        blocks=[section(text)],
+                    allowed = io.is_security_team(user, strict=True)
+                except DirectoryError as exc:
+                    tell_member(f"{escape(exc)}, so the finding was not snoozed; try again shortly.")
+                    return
+                if not allowed:
+                    tell_member("Snoozing is for the security team; the finding was not snoozed.")
+                    return
+                try:
+                    done["snoozed"] = digests.snooze(
+                        store, f, by=user, reason=reason, until=until, now=services.clock.now()
                     )
-                except SlackApiError as exc:
-                    if retry_hint(exc) is not None:
-                        raise  # Slack is unavailable: the outbox posts it later
-                    log.warning("could not post the snooze in the thread: %s", exc.response.get("error"))
+                except DigestError as exc:
+                    tell_member(f"The finding was not snoozed: {escape(exc)}")
+                    return
+            post_in_thread(done["snoozed"])
 
-            slow_work(services).submit("snooze note", post_in_thread)
+        slow_work(services).submit("snooze", check_and_snooze, on_failure=tell_member)
 
     @app.action(ActionId.DIGEST_DISABLE_ACCESS.value)
     @ack_then(services)

@@ -69,6 +69,16 @@ def usergroup_members(
     return members
 
 
+def cached_usergroup_members(services: Services, handle: str) -> frozenset[str] | None:
+    """The group's members if the cache holds a fresh answer, else None; never calls Slack
+    (for deciding before an ack)."""
+    with _lock:
+        hit = _cache.get((id(services), handle))
+    if hit and time.monotonic() - hit[0] < _CACHE_SECONDS:
+        return hit[1]
+    return None
+
+
 def clear_cache() -> None:
     with _lock:
         _cache.clear()

@@ -22,6 +22,7 @@ from bot.identity import store_member
 from bot.jobs import job
 from bot.offboarding import OffboardingReport
 from bot.services import Services
+from handlers.background import ack_then
 from handlers.blocks import (
     Message,
     button,
@@ -196,14 +197,16 @@ def register(app: App, services: Services) -> None:
     """Registers this feature's listeners."""
 
     @app.event("user_change")
+    @ack_then(services)
     def on_user_change(body: dict, client: WebClient) -> None:
-        # Events are acknowledged by Bolt before this runs (auto-ack), so revocation may take its time.
+        # Acked at once; revocation (AWS, Web API) runs on SlowWork, never on Bolt's ack threads.
+        # claim() dedupes, so a run the outbox repeats finds the offboarding already taken.
         outcome = handle_user_change(services, client, body)
         log.info("user_change: %s", outcome)
 
     @app.action(ActionId.OFFBOARDING_DISABLE_ACCESS.value)
-    def on_disable_access(ack: Any, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_disable_access(body: dict, client: WebClient) -> None:
         from handlers.models import BlockAction
 
         action = BlockAction.from_body(body)

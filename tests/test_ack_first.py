@@ -9,8 +9,24 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from bot import access
+from bot.access.model import State
 from handlers.commands import COMMANDS
 from handlers.ids import ActionId
+from tests.access import conftest as access_fixtures
+from tests.access.support import (
+    APPROVALS,
+    ask,
+    has_action,
+    request_and_approve,
+    request_messages,
+    the_request,
+    wait_for_credentials,
+)
+
+# The access tests' fixtures (a bot with prod-admin in moto and a federation stand-in).
+federation = access_fixtures.federation
+jit = access_fixtures.jit
 
 PROBES = ["help", "whoami-risks", "grants", "keys"]
 REFRESHERS = ["U0ALICE", "U0BOB", "U0SEC1"]
@@ -117,3 +133,54 @@ def test_a_stuck_web_api_call_never_holds_the_threads_that_ack(bot):
             response, elapsed = f.result(timeout=30)
             assert response.status == 200 and elapsed < 3.0
             assert "/iam help" in str(response.json())
+
+
+def test_access_clicks_during_a_rate_limit_spell_are_acked_and_complete_when_slack_recovers(jit):
+    """Approval and revoke clicks run STS/IAM and the Web API on SlowWork, not on Bolt's ack threads:
+    while every Web API call answers 429 with Retry-After, 16+ clicks and `/iam help` commands are
+    all acked in time (none "unhandled"), and the work finishes once Slack recovers."""
+    bot, _ = jit()
+    granted, _ = request_and_approve(bot)  # U0ALICE holds prod-admin: her access is to be revoked
+    ask(bot, "U0BOB", "request prod-admin 1h on-call")
+    pending = the_request(bot)
+    assert pending.requester == "U0BOB" and pending.state == State.PENDING
+    approvals = next(m for m in request_messages(bot) if has_action(m, ActionId.ACCESS_APPROVE))
+    revokes = next(m for m in request_messages(bot) if has_action(m, ActionId.ACCESS_REVOKE))
+    outage_started = time.time()
+    bot.slack.fail_for(8, retry_after=3)  # every Web API call, response_url included
+
+    def approve() -> object:
+        return bot.sender.block_action(
+            "U0LEAD1", ActionId.ACCESS_APPROVE.value, pending.id, message=approvals, channel_id=APPROVALS
+        )
+
+    def revoke() -> object:
+        return bot.sender.block_action(
+            "U0ALICE", ActionId.ACCESS_REVOKE.value, granted.id, message=revokes, channel_id=APPROVALS
+        )
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        # More clicks than Bolt has listener threads, then commands that need one of them to ack.
+        clicks = [pool.submit(_timed, approve) for _ in range(16)]
+        clicks += [pool.submit(_timed, revoke) for _ in range(4)]
+        time.sleep(1)
+        helps = [pool.submit(_timed, bot.command, "U0BOB", "help") for _ in range(8)]
+        results = [f.result(timeout=60) for f in clicks + helps]
+    # Every one acked well within Slack's 3 seconds, none "unhandled" (a 404 after Bolt's 3 s).
+    assert [r.status for r, _ in results] == [200] * len(results)
+    assert max(elapsed for _, elapsed in results) < 3.0
+    assert all("/iam help" in str(f.result()[0].json()) for f in helps)
+    # Once Slack recovers the work completes: Bob's request is granted and Alice's access ended…
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now_pending = access.get_request(bot.services, pending.id)
+        now_granted = access.get_request(bot.services, granted.id)
+        if now_pending.state == State.GRANTED and now_granted.state != State.GRANTED:
+            break
+        time.sleep(0.2)
+    assert now_pending.state == State.GRANTED
+    assert now_granted.state != State.GRANTED
+    # …and the request messages were re-rendered and Bob got his credentials, after the outage.
+    wait_for_credentials(bot, user="U0BOB")
+    updates = [c for c in bot.slack.calls_to("chat.update") if c.status == 200 and c.at > outage_started]
+    assert updates

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -636,16 +637,45 @@ def test_a_duplicated_finding_cannot_break_the_message(bot):
     assert thread(bot.slack, posted.ts)
 
 
-def test_only_the_security_team_can_submit_a_snooze(bot, two_scans, clock):
-    until = (clock.now() + timedelta(days=5)).date().isoformat()
-    response = bot.sender.view_submission(
-        "U0ALICE",
+def _submit_snooze(bot, user: str, fingerprint: str, until: str):
+    return bot.sender.view_submission(
+        user,
         CallbackId.DIGEST_SNOOZE_MODAL,
         {
             BlockId.SNOOZE_REASON: {BlockId.SNOOZE_REASON: {"type": "plain_text_input", "value": "mine"}},
             BlockId.SNOOZE_UNTIL: {BlockId.SNOOZE_UNTIL: {"type": "datepicker", "selected_date": until}},
         },
-        private_metadata=json.dumps({"fingerprint": two_scans["ada"].fingerprint, "channel": CHANNEL}),
+        private_metadata=json.dumps({"fingerprint": fingerprint, "channel": CHANNEL}),
     )
+
+
+def test_only_the_security_team_can_submit_a_snooze(bot, two_scans, clock):
+    until = (clock.now() + timedelta(days=5)).date().isoformat()
+    # Cold group cache: membership needs Slack, so the modal closes at once and the answer is private.
+    response = _submit_snooze(bot, "U0ALICE", two_scans["ada"].fingerprint, until)
+    assert response.status == 200 and not response.body
+    [answer] = bot.slack.wait_for("chat.postEphemeral", lambda c: c.args.get("user") == "U0ALICE")
+    assert "security team" in answer.args["text"] and "not snoozed" in answer.args["text"]
+    # Warm cache (the check above filled it): refused in the ack itself, on the form.
+    response = _submit_snooze(bot, "U0ALICE", two_scans["ada"].fingerprint, until)
     assert "security team" in response.json()["errors"][BlockId.SNOOZE_REASON]
     assert list(bot.store.db["snoozes"].rows) == []
+
+
+def test_a_snooze_is_acked_before_any_user_group_call_while_slack_rate_limits(bot, two_scans, clock):
+    """Cold group cache and usergroups.* answering 429: the ack needs no Web API call; the
+    membership check and the snooze happen after it, once Slack answers."""
+    until = (clock.now() + timedelta(days=5)).date().isoformat()
+    bot.slack.fail_for(3, retry_after=2, methods=("usergroups.list", "usergroups.users.list"))
+    response = _submit_snooze(bot, "U0SEC2", two_scans["ada"].fingerprint, until)  # via @security
+    answered_at = time.time()
+    assert response.status == 200 and not response.body
+    bot.slack.wait_for("chat.postMessage", lambda c: "snoozed" in c.args.get("text", ""), timeout=30)
+    [row] = list(bot.store.db["snoozes"].rows)
+    assert row["snoozed_by"] == "U0SEC2"
+    group_calls = [c for c in bot.slack.calls if c.method.startswith("usergroups.")]
+    refused = [c for c in group_calls if c.status == 429]
+    answered = [c for c in group_calls if c.status == 200]
+    assert refused and answered
+    # Had the check run before the ack, the ack would have waited for Slack's answer.
+    assert all(c.at > answered_at for c in answered)

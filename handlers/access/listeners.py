@@ -24,6 +24,7 @@ from handlers.access.notifier import (
     tell,
 )
 from handlers.access.views import deny_modal, when
+from handlers.background import ack_then, slow_work
 from handlers.blocks import (
     Message,
     code,
@@ -51,8 +52,8 @@ def register(app: App, services: Services) -> None:
             tell(client, action.user.id, action.channel_id, escape(outcome.message))
 
     @app.action(ActionId.ACCESS_APPROVE.value)
-    def on_approve(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_approve(body: dict, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         try:
             outcome = intents.approve(
@@ -74,8 +75,8 @@ def register(app: App, services: Services) -> None:
         render_approval(services, client, action, outcome)
 
     @app.action(ActionId.ACCESS_DENY.value)
-    def on_deny(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_deny(body: dict, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         try:
             decision = intents.may_decide(
@@ -90,8 +91,8 @@ def register(app: App, services: Services) -> None:
         client.views_open(trigger_id=action.trigger_id, view=deny_modal(decision.request))
 
     @app.view(CallbackId.ACCESS_DENY_MODAL.value)
-    def on_deny_submit(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_deny_submit(body: dict, client: WebClient) -> None:
         submission = ViewSubmission.from_body(body)
         user = submission.user.id
         try:
@@ -126,8 +127,8 @@ def register(app: App, services: Services) -> None:
         )
 
     @app.action(ActionId.ACCESS_WITHDRAW.value)
-    def on_withdraw(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_withdraw(body: dict, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         outcome = intents.withdraw(
             services, action.value, action.user.id, notifier=SlackNotifier(services, client)
@@ -186,18 +187,18 @@ def register(app: App, services: Services) -> None:
             )
 
     @app.action(ActionId.ACCESS_REVOKE.value)
-    def on_revoke(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_revoke(body: dict, client: WebClient) -> None:
         end(BlockAction.from_body(body), client, done=False)
 
     @app.action(ActionId.ACCESS_DONE.value)
-    def on_done(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_done(body: dict, client: WebClient) -> None:
         end(BlockAction.from_body(body), client, done=True)
 
     @app.action(ActionId.ACCESS_REISSUE.value)
-    def on_reissue(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_reissue(body: dict, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         outcome = intents.get_credentials(
             services, action.value, action.user.id, is_active=active_port(client, services)
@@ -208,8 +209,8 @@ def register(app: App, services: Services) -> None:
         deliver(services, client, outcome.request, outcome.credentials, channel=action.channel_id)
 
     @app.action(ActionId.ACCESS_EXTEND.value)
-    def on_extend(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_extend(body: dict, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         outcome = intents.extend(
             services, action.value, action.user.id, notifier=SlackNotifier(services, client)
@@ -225,8 +226,8 @@ def register(app: App, services: Services) -> None:
         tell_outcome(client, action, outcome)
 
     @app.action(ActionId.ACCESS_REVIEW.value)
-    def on_review(ack: Ack, body: dict, client: WebClient) -> None:
-        ack()
+    @ack_then(services)
+    def on_review(body: dict, client: WebClient) -> None:
         action = BlockAction.from_body(body)
         outcome = intents.review(
             services,
@@ -259,30 +260,43 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors=errors)
             return
         ack()
-        try:
-            departed = _check_someone_can_approve(client, services, role_name, user)
-            request = access.create_request(
-                services,
-                requester=user,
-                role_name=role_name,
-                duration=duration,
-                reason=reason,
-                ticket=ticket,
-                origin_channel=origin,
-                members_of=members_resolver(client, services),
-            )
-            post_request(services, client, request)
-        except UserError as exc:
-            tell(client, user, origin, str(exc))
-            return
-        except (AccessError, DirectoryError) as exc:
-            tell(client, user, origin, escape(exc))
-            return
-        confirmation = _requested_message(services, request, departed)
-        try:
-            client.chat_postEphemeral(channel=origin or user, user=user, **confirmation.as_kwargs())
-        except SlackApiError:
-            dm(client, user, confirmation)
+        # The rest needs Slack and AWS: it runs on SlowWork. The outbox may run it again when Slack
+        # is unavailable, so the request is created once and a second run only finishes posting it.
+        made: dict = {}
+
+        def submit_request() -> None:
+            try:
+                if "request" not in made:
+                    made["departed"] = _check_someone_can_approve(client, services, role_name, user)
+                    made["request"] = access.create_request(
+                        services,
+                        requester=user,
+                        role_name=role_name,
+                        duration=duration,
+                        reason=reason,
+                        ticket=ticket,
+                        origin_channel=origin,
+                        members_of=members_resolver(client, services),
+                    )
+                request = made["request"]
+                if "posted" not in made:
+                    post_request(services, client, request)
+                    made["posted"] = True
+            except UserError as exc:
+                tell(client, user, origin, str(exc))
+                return
+            except (AccessError, DirectoryError) as exc:
+                tell(client, user, origin, escape(exc))
+                return
+            confirmation = _requested_message(services, request, made["departed"])
+            try:
+                client.chat_postEphemeral(channel=origin or user, user=user, **confirmation.as_kwargs())
+            except SlackApiError:
+                dm(client, user, confirmation)
+
+        slow_work(services).submit(
+            "access request", submit_request, on_failure=lambda text: tell(client, user, origin, text)
+        )
 
 
 def render_approval(
