@@ -200,7 +200,9 @@ def _db_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
 
 
-def main_org(accounts: int, users: int = 50, roles: int = 20) -> int:
+def main_org(
+    accounts: int, users: int = 50, roles: int = 20, stalled: int = 0, account_timeout: float = 10
+) -> int:
     """``python -m bench.scan --org 100 [USERS] [ROLES]``: a full scan of an organization of ACCOUNTS
     member accounts (plus the management account) on one moto server: wall time, the scanner's total
     CPU and CPU per account, moto's CPU beside it, and the database size with retention applied.
@@ -233,20 +235,32 @@ def main_org(accounts: int, users: int = 50, roles: int = 20) -> int:
 
         ActionCatalog.default()  # loaded once per process at start-up; not part of a scan
         workdir = Path(tempfile.mkdtemp(prefix="iamwarden-bench-org-"))
-        config = Config.model_validate({"organizations": {"enabled": True}})
-        settings = load_settings(db=workdir / "bench.db", config=config)
-        services = Services.from_settings(settings, clock=FrozenClock(NOW))
+        config = Config.model_validate(
+            {"organizations": {"enabled": True}, "scan": {"account_timeout": account_timeout}}
+        )
         # Past ~200 accounts moto's ListAccounts takes longer than the read timeout (its CPU, not the
         # bot's), so the members are given as targets, exactly as ListAccounts would name them.
         role = config.organizations.audit_role_name
         targets = [AccountTarget(ACCOUNT_ID, "management")] + [
             AccountTarget(member, "", f"arn:aws:iam::{member}:role/{role}") for member in endpoints["members"]
         ]
-        cpu_before, moto_before = time.process_time(), _cpu_of(child.pid)
-        started = time.perf_counter()
-        scans = scan_accounts(services, targets=targets)
-        wall = time.perf_counter() - started
-        cpu, moto_cpu = time.process_time() - cpu_before, _cpu_of(child.pid) - moto_before
+        from tests.aws_stubs import StallingProxy
+
+        proxy = StallingProxy(endpoints["moto"]).start()
+        os.environ["AWS_ENDPOINT_URL"] = proxy.url
+        runs = {}
+        for k in sorted({0, stalled}):
+            proxy.stall(endpoints["members"][0] if k else None, "iam" if k else None)
+            settings = load_settings(db=workdir / f"bench-{k}.db", config=config)
+            services = Services.from_settings(settings, clock=FrozenClock(NOW))
+            cpu_before, moto_before = time.process_time(), _cpu_of(child.pid)
+            started = time.perf_counter()
+            scans = scan_accounts(services, targets=targets)
+            wall = time.perf_counter() - started
+            cpu, moto_cpu = time.process_time() - cpu_before, _cpu_of(child.pid) - moto_before
+            runs[k] = wall
+            print(f"\n--- {k} stalled account(s), account_timeout {account_timeout:g} s: wall {wall:.2f} s")
+        proxy.stop()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     finally:
         child.stdin.close()
@@ -260,8 +274,14 @@ def main_org(accounts: int, users: int = 50, roles: int = 20) -> int:
     print(f"wall time: {wall:.2f} s (collect + checks + store, every account)")
     print(f"scanner CPU: {cpu:.2f} s in all, {cpu / max(len(scans), 1) * 1000:.0f} ms per account")
     print(f"moto CPU (the other process, serving the same scan): {moto_cpu:.2f} s")
-    print(f"max RSS of the scanner: {rss:.0f} MB; database {_db_bytes(workdir / 'bench.db') / 1e6:.1f} MB")
-    return 1 if failed else 0
+    print(
+        f"max RSS of the scanner: {rss:.0f} MB; database {_db_bytes(workdir / f'bench-{stalled}.db') / 1e6:.1f} MB"
+    )
+    if stalled:
+        print(
+            f"stalled run minus 0-stalled run: {runs[stalled] - runs[0]:+.2f} s (target <= {account_timeout:g} s)"
+        )
+    return 1 if len(failed) != stalled else 0
 
 
 def main(argv: list[str]) -> int:
@@ -272,7 +292,19 @@ def main(argv: list[str]) -> int:
         serve_org(*(int(a) for a in argv[1:4]))
         return 0
     if argv[:1] == ["--org"]:
-        return main_org(*(int(a) for a in argv[1:4]))
+        opts = {"--stalled": 0, "--account-timeout": 10.0}
+        rest = argv[1:]
+        for name in opts:
+            if name in rest:
+                i = rest.index(name)
+                opts[name] = type(opts[name])(rest[i + 1])
+                del rest[i : i + 2]
+        if opts["--stalled"] > 1:
+            print("--stalled: the StallingProxy holds one account; use 0 or 1")
+            return 2
+        return main_org(
+            *(int(a) for a in rest[:3]), stalled=opts["--stalled"], account_timeout=opts["--account-timeout"]
+        )
     users = int(argv[0]) if argv else 2000
     roles = int(argv[1]) if len(argv) > 1 else 500
     env = {**os.environ, **DUMMY_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
