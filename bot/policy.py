@@ -232,6 +232,20 @@ class ActionCatalog:
         info = self._actions.get(action.lower())
         return info.access_level if info else ""
 
+    def permissions_management(self) -> tuple[str, ...]:
+        """IAM's "Permissions management" actions, lower case, sorted (computed once per catalog)."""
+        cached = self.__dict__.get("_permissions_management")
+        if cached is None:
+            cached = tuple(
+                sorted(
+                    a.lower()
+                    for a in self.expand("iam:*")
+                    if "permissions management" in self.access_level(a).lower()
+                )
+            )
+            self.__dict__["_permissions_management"] = cached
+        return cached
+
     def expand(self, pattern: str) -> frozenset[str]:
         """Canonical actions matching a policy pattern; empty for unknown services or garbage."""
         return self._expand_cached(pattern.strip().lower())
@@ -338,6 +352,32 @@ class Statement:
     @property
     def action_patterns(self) -> tuple[str, ...]:
         return self.actions if self.actions is not None else (self.not_actions or ())
+
+    @functools.cached_property
+    def _matcher(self) -> tuple[frozenset[str], re.Pattern[str] | None]:
+        """The statement's action patterns compiled once: literal ASCII names (lower case) and one
+        alternation of the others, so matching an action costs a set lookup and at most one regex
+        (the evaluation asks every statement about every action of every method)."""
+        literal: set[str] = set()
+        globs: list[str] = []
+        for raw in self.action_patterns:
+            pattern = raw.strip()
+            if pattern.isascii() and not _has_wildcard(pattern):
+                literal.add(pattern.lower())
+            else:
+                globs.append(_iglob(pattern).pattern)
+        regex = re.compile("|".join(f"(?:{g})" for g in globs), re.IGNORECASE | re.DOTALL) if globs else None
+        return frozenset(literal), regex
+
+    @functools.cached_property
+    def names_every_action(self) -> bool:
+        """``Action`` holds ``*`` or ``*:*`` (cached: admin checks ask it of every statement)."""
+        return self.actions is not None and any(p.strip() in ("*", "*:*") for p in self.actions)
+
+    def names_action(self, action: str) -> bool:
+        """Does one of the Action/NotAction patterns match ``action`` (lower case, no wildcards)?"""
+        literal, regex = self._matcher
+        return action in literal or (regex is not None and regex.fullmatch(action) is not None)
 
 
 def _decode_document(document: dict | str | bytes) -> dict:
@@ -827,9 +867,8 @@ def evaluate_conditions(
 
 
 def _action_matches(stmt: Statement, action: str) -> bool:
-    if stmt.actions is not None:
-        return any(_iglob(p.strip()).fullmatch(action) for p in stmt.actions)
-    return not any(_iglob(p.strip()).fullmatch(action) for p in stmt.not_actions or ())
+    named = stmt.names_action(action)
+    return named if stmt.actions is not None else not named
 
 
 def _catalog(catalog: ActionCatalog | None) -> ActionCatalog:
@@ -841,10 +880,19 @@ def unknown_actions(statements: Iterable[Statement], catalog: ActionCatalog | No
     cat = _catalog(catalog)
     out: dict[str, None] = {}
     for stmt in statements:
-        for pattern in stmt.action_patterns:
-            if pattern.strip() != "*" and not cat.expand(pattern):
-                out[pattern] = None
+        for pattern in _unknown_patterns(stmt, cat):
+            out[pattern] = None
     return list(out)
+
+
+def _unknown_patterns(stmt: Statement, cat: ActionCatalog) -> tuple[str, ...]:
+    """A statement's unknown patterns, computed once per catalog (statements are immutable)."""
+    cached = stmt.__dict__.get("_unknown")
+    if cached is None or cached[0] is not cat:
+        found = tuple(p for p in stmt.action_patterns if p.strip() != "*" and not cat.expand(p))
+        cached = (cat, found)
+        stmt.__dict__["_unknown"] = cached  # frozen dataclass: cache beside the fields, like cached_property
+    return cached[1]
 
 
 def _partition(statements: Iterable[Statement]) -> tuple[list[Statement], dict[str, list[Statement]]]:
@@ -1051,7 +1099,7 @@ def is_full_admin(
         for s in group:
             if s.effect != "Allow" or s.resources is None or "*" not in s.resources:
                 continue
-            if s.actions is not None and any(p.strip() in ("*", "*:*") for p in s.actions):
+            if s.names_every_action:
                 out.append(s)
             elif s.not_actions is not None and not _meaningful_exclusions(s.not_actions, cat):
                 out.append(s)
@@ -1060,12 +1108,12 @@ def is_full_admin(
     grants = star_allows(identity)
     if not grants:
         return None
-    core = sorted(a for a in cat.expand("iam:*") if "permissions management" in cat.access_level(a).lower())
+    core = cat.permissions_management()
     conditional_denies: list[Statement] = []
     for stmt in identity + [s for g in limits.values() for s in g]:
         if stmt.effect != "Deny" or stmt.resources is None or "*" not in stmt.resources:
             continue
-        if not any(_action_matches(stmt, action.lower()) for action in core):
+        if not any(_action_matches(stmt, action) for action in core):
             continue
         if stmt.conditions:
             conditional_denies.append(stmt)
