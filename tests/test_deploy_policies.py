@@ -336,6 +336,11 @@ def _request_and_approve(bot):
     from handlers.ids import ActionId
 
     assert bot.command("U0ALICE", "request prod-admin 2h deploy hotfix").status == 200
+    # The request is recorded after the ack, by the lazy listener: wait for its approval card.
+    bot.slack.wait_for(
+        "chat.postMessage",
+        lambda c: c.args.get("channel") == "C0APPROVALS" and ActionId.ACCESS_APPROVE in json.dumps(c.args),
+    )
     request_id = bot.store.execute("SELECT id FROM access_requests ORDER BY rowid DESC").fetchone()[0]
     _click(bot, "U0LEAD1", ActionId.ACCESS_APPROVE, request_id, "C0APPROVALS")
     return access.get_request(bot.services, request_id)
