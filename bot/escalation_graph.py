@@ -313,6 +313,7 @@ class EscalationGraph:
         self._class_cache: dict[tuple, tuple[list[_Edge], list[tuple[str, Hop]]]] = {}
         self._named: dict[str, list[str]] | None = None
         self._granted: dict[str, bool] = {}
+        self._trust_cache: dict[tuple, TrustDecision | None] = {}
         self._build()
 
     # -- loading ------------------------------------------------------------------------------
@@ -383,6 +384,16 @@ class EscalationGraph:
     def _build(self) -> None:
         modifications: dict[str, list[tuple[str, Hop]]] = {}
         for node in self.nodes.values():
+            admin = self._full_admin(node.arn)
+            if admin is not None:
+                # Already administrator: a terminal of the search, whose own edges no route uses
+                # (evaluating them was most of the graph's time in accounts with many admins).
+                self._terminal[node.arn] = ([], node.arn, admin.conditional)
+                key = ("admin", node.arn)
+                self._class_of[node.arn] = key
+                self._class_edges.setdefault(key, [])
+                self._members.setdefault(key, []).append(node.arn)
+                continue
             try:
                 key, edges, personal, mods = self._out(node)
             except Exception as exc:  # one broken principal must not hide the others, nor pass
@@ -398,9 +409,7 @@ class EscalationGraph:
             if mods:
                 modifications[node.arn] = mods
         for node in self.nodes.values():
-            admin = self._full_admin(node.arn)
-            if admin is not None:
-                self._terminal[node.arn] = ([], node.arn, admin.conditional)
+            if node.arn in self._terminal:
                 continue
             mods = modifications.get(node.arn)
             tail = self._self_escalation(node, mods) if mods else None
@@ -618,6 +627,15 @@ class EscalationGraph:
         if role.trust_error:
             self.principal_errors.setdefault(role_arn, []).append(role.trust_error)
             return None
+        if role.principal_dependent and method.target != "service-role":
+            return None
+        # Not about who asks: the same answer for every class, so decided once per role and method.
+        cache_key = (role_arn, method.target, method.service)
+        if cache_key not in self._trust_cache:
+            self._trust_cache[cache_key] = self._decide_trust(role, node, method)
+        return self._trust_cache[cache_key]
+
+    def _decide_trust(self, role: _Role, node: _Node, method: EscalationMethod) -> TrustDecision | None:
         if method.target == "service-role":
             decision = trust_admits(role.trust, service=method.service, context=None)
         else:

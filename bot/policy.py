@@ -346,6 +346,10 @@ class Statement:
 
     def describe(self) -> str:
         """``inline policy ops-inline, statement Sid AllowAll``."""
+        return self._description
+
+    @functools.cached_property
+    def _description(self) -> str:  # every hop of the escalation graph names its statements
         where = f"statement Sid {self.sid}" if self.sid else f"statement #{self.index + 1}"
         return f"{self.source.describe()}, {where}"
 
