@@ -17,6 +17,7 @@ under 300 MB peak.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -162,9 +163,10 @@ def serve(users: int, roles: int) -> None:
     sandbox.stop()
 
 
-def serve_org(accounts: int, users: int, roles: int) -> None:
+def serve_org(accounts: int, users: int, roles: int, latency: float = 0.0) -> None:
     """Child: moto with an organization of ACCOUNTS members, each seeded with USERS users and ROLES
-    roles; prints the endpoints, then waits for stdin EOF."""
+    roles, behind a recording proxy (``bench.replay``); prints the endpoints, then obeys stdin
+    ("replay", "misses") until EOF."""
     from moto.organizations.models import organizations_backends
 
     from bot.sandbox.access_analyzer import AccessAnalyzerStub
@@ -181,10 +183,24 @@ def serve_org(accounts: int, users: int, roles: int) -> None:
         created = org.create_account(AccountName=f"member-{i:04d}", Email=f"member-{i:04d}@example.com")
         members.append(created["CreateAccountStatus"]["AccountId"])
         seed(sandbox, users, roles, members[-1])
-    endpoints = {"moto": sandbox.endpoint_url, "analyzer": analyzer.url, "members": members}
+    from bench.replay import RecordReplayProxy
+
+    recorder = RecordReplayProxy(sandbox.endpoint_url, latency=latency).start()
+    endpoints = {
+        "moto": sandbox.endpoint_url,
+        "recorder": recorder.url,
+        "analyzer": analyzer.url,
+        "members": members,
+    }
     print(json.dumps({**endpoints, "seed_s": time.monotonic() - started}))
     sys.stdout.flush()
-    sys.stdin.read()
+    for line in sys.stdin:  # "replay": answer from the recording from now on; EOF: stop
+        if line.strip() == "replay":
+            recorder.replay()
+            print(json.dumps({"replaying": len(recorder.answers)}), flush=True)
+        elif line.strip() == "misses":
+            print(json.dumps({"misses": recorder.misses}), flush=True)
+    recorder.stop()
     analyzer.stop()
     sandbox.stop()
 
@@ -200,19 +216,49 @@ def _db_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
 
 
+def _scan_figures(label: str, scans: list, wall: float, cpu: float, server_cpu: float, server: str) -> None:
+    failed = [s for s in scans if s.error]
+    print(f"\n--- {label}")
+    print(f"accounts scanned: {len(scans)} ({len(failed)} failed)")
+    for scan in failed[:5]:
+        print(f"  failed {scan.account_id}: {scan.error}")
+    print(f"API calls: {sum(s.api_calls for s in scans)}; findings: {sum(len(s.findings) for s in scans)}")
+    print(f"wall time: {wall:.2f} s (collect + checks + store, every account)")
+    print(f"scanner CPU: {cpu:.2f} s in all, {cpu / max(len(scans), 1) * 1000:.0f} ms per account")
+    print(f"{server} CPU (the other process, serving the same scan): {server_cpu:.2f} s")
+
+
 def main_org(
-    accounts: int, users: int = 50, roles: int = 20, stalled: int = 0, account_timeout: float = 10
+    accounts: int,
+    users: int = 50,
+    roles: int = 20,
+    stalled: int = 0,
+    account_timeout: float | None = None,
+    replay: bool = False,
+    latency: float = 0.0,
+    workers: int | None = None,
 ) -> int:
     """``python -m bench.scan --org 100 [USERS] [ROLES]``: a full scan of an organization of ACCOUNTS
     member accounts (plus the management account) on one moto server: wall time, the scanner's total
     CPU and CPU per account, moto's CPU beside it, and the database size with retention applied.
-    Target (issue 18): 100 accounts in <= 15 s on a 2-core machine, 1,000 in < 2 min."""
+    ``--replay`` scans again against the recording of the first scan (``bench.replay``): the
+    scanner's own cost, without moto's. Target (issue 18): 100 accounts in <= 15 s on a 2-core
+    machine, 1,000 in < 2 min."""
     env = {**os.environ, **DUMMY_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
     print(
         f"seeding moto with {accounts} member accounts x {users} users / {roles} roles (child)...", flush=True
     )
     child = subprocess.Popen(
-        [sys.executable, "-m", "bench.scan", "--serve-org", str(accounts), str(users), str(roles)],
+        [
+            sys.executable,
+            "-m",
+            "bench.scan",
+            "--serve-org",
+            str(accounts),
+            str(users),
+            str(roles),
+            str(latency),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -220,11 +266,11 @@ def main_org(
         env=env,
         cwd=Path(__file__).resolve().parents[1],
     )
+    status = 0
     try:
         endpoints = json.loads(child.stdout.readline())
         print(f"seeded in {endpoints['seed_s']:.1f} s")
         os.environ.update(DUMMY_ENV)
-        os.environ["AWS_ENDPOINT_URL"] = endpoints["moto"]
         os.environ["AWS_ENDPOINT_URL_ACCESSANALYZER"] = endpoints["analyzer"]
 
         from bot.clock import FrozenClock
@@ -235,53 +281,130 @@ def main_org(
 
         ActionCatalog.default()  # loaded once per process at start-up; not part of a scan
         workdir = Path(tempfile.mkdtemp(prefix="iamwarden-bench-org-"))
-        config = Config.model_validate(
-            {"organizations": {"enabled": True}, "scan": {"account_timeout": account_timeout}}
-        )
+        scan_config: dict = {} if account_timeout is None else {"account_timeout": account_timeout}
+        if workers is not None:
+            scan_config["max_workers"] = workers
+        config = Config.model_validate({"organizations": {"enabled": True}, "scan": scan_config})
+        timeout = config.scan.account_timeout.total_seconds()
         # Past ~200 accounts moto's ListAccounts takes longer than the read timeout (its CPU, not the
         # bot's), so the members are given as targets, exactly as ListAccounts would name them.
         role = config.organizations.audit_role_name
         targets = [AccountTarget(ACCOUNT_ID, "management")] + [
             AccountTarget(member, "", f"arn:aws:iam::{member}:role/{role}") for member in endpoints["members"]
         ]
-        from tests.aws_stubs import StallingProxy
 
-        proxy = StallingProxy(endpoints["moto"]).start()
-        os.environ["AWS_ENDPOINT_URL"] = proxy.url
-        runs = {}
-        for k in sorted({0, stalled}):
-            proxy.stall(endpoints["members"][0] if k else None, "iam" if k else None)
-            settings = load_settings(db=workdir / f"bench-{k}.db", config=config)
+        def run(name: str, endpoint: str) -> tuple[list, float]:
+            os.environ["AWS_ENDPOINT_URL"] = endpoint
+            settings = load_settings(db=workdir / f"bench-{name}.db", config=config)
             services = Services.from_settings(settings, clock=FrozenClock(NOW))
-            cpu_before, moto_before = time.process_time(), _cpu_of(child.pid)
+            cpu_before, server_before = time.process_time(), _cpu_of(child.pid)
             started = time.perf_counter()
             scans = scan_accounts(services, targets=targets)
             wall = time.perf_counter() - started
-            cpu, moto_cpu = time.process_time() - cpu_before, _cpu_of(child.pid) - moto_before
-            runs[k] = wall
-            print(f"\n--- {k} stalled account(s), account_timeout {account_timeout:g} s: wall {wall:.2f} s")
-        proxy.stop()
+            cpu, server_cpu = time.process_time() - cpu_before, _cpu_of(child.pid) - server_before
+            return scans, wall, cpu, server_cpu
+
+        scans, wall, cpu, moto_cpu = run("moto", endpoints["recorder"])
+        _scan_figures(
+            f"against moto (workers {config.scan.max_workers}, account_timeout {timeout:g} s)",
+            scans,
+            wall,
+            cpu,
+            moto_cpu,
+            "moto",
+        )
+        print(f"database {_db_bytes(workdir / 'bench-moto.db') / 1e6:.1f} MB")
+        status = 1 if any(s.error for s in scans) and not stalled else 0
+        if replay:
+            child.stdin.write("replay\n")
+            child.stdin.flush()
+            recorded = json.loads(child.stdout.readline())["replaying"]
+            scans, wall, cpu, replay_cpu = run("replay", endpoints["recorder"])
+            _scan_figures(
+                f"against the recording of that scan ({recorded} distinct requests, "
+                f"{latency * 1000:g} ms a request): the scanner's own cost",
+                scans,
+                wall,
+                cpu,
+                replay_cpu,
+                "replayer",
+            )
+            child.stdin.write("misses\n")
+            child.stdin.flush()
+            print(f"requests not in the recording: {json.loads(child.stdout.readline())['misses']}")
+        if stalled:
+            from tests.aws_stubs import StallingProxy
+
+            proxy = StallingProxy(endpoints["moto"]).start()
+            walls = {}
+            for k in (0, stalled):  # both through the proxy (in this process), so they compare
+                proxy.stall(endpoints["members"][0] if k else None, "iam" if k else None)
+                scans, walls[k], cpu, moto_cpu = run(f"stalled-{k}", proxy.url)
+                _scan_figures(
+                    f"{k} stalled account(s), through the StallingProxy",
+                    scans,
+                    walls[k],
+                    cpu,
+                    moto_cpu,
+                    "moto",
+                )
+            proxy.stop()
+            print(
+                f"stalled run minus 0-stalled run: {walls[stalled] - walls[0]:+.2f} s (target <= {timeout:g} s)"
+            )
+            status = 1 if len([s for s in scans if s.error]) != stalled else 0
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"\nmax RSS of the scanner: {rss:.0f} MB")
     finally:
         child.stdin.close()
         child.wait(timeout=120)
+    return status
 
-    failed = [s for s in scans if s.error]
-    print(f"\naccounts scanned: {len(scans)} ({len(failed)} failed), workers {config.scan.max_workers}")
-    for scan in failed[:5]:
-        print(f"  failed {scan.account_id}: {scan.error}")
-    print(f"API calls: {sum(s.api_calls for s in scans)}; findings: {sum(len(s.findings) for s in scans)}")
-    print(f"wall time: {wall:.2f} s (collect + checks + store, every account)")
-    print(f"scanner CPU: {cpu:.2f} s in all, {cpu / max(len(scans), 1) * 1000:.0f} ms per account")
-    print(f"moto CPU (the other process, serving the same scan): {moto_cpu:.2f} s")
-    print(
-        f"max RSS of the scanner: {rss:.0f} MB; database {_db_bytes(workdir / f'bench-{stalled}.db') / 1e6:.1f} MB"
+
+def _arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scan",
+        description="Benchmark iamwarden's hygiene scan against a seeded moto server (run by hand).",
     )
-    if stalled:
-        print(
-            f"stalled run minus 0-stalled run: {runs[stalled] - runs[0]:+.2f} s (target <= {account_timeout:g} s)"
-        )
-    return 1 if len(failed) != stalled else 0
+    parser.add_argument(
+        "users", nargs="?", type=int, help="IAM users per account (default 2000; 50 with --org)"
+    )
+    parser.add_argument(
+        "roles", nargs="?", type=int, help="IAM roles per account (default 500; 20 with --org)"
+    )
+    parser.add_argument(
+        "--org", type=int, metavar="ACCOUNTS", help="scan an organization of ACCOUNTS members"
+    )
+    parser.add_argument(
+        "--stalled",
+        type=int,
+        default=0,
+        choices=(0, 1),
+        help="with --org: also run with one account's IAM held by a stalling proxy",
+    )
+    parser.add_argument(
+        "--account-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --org: [scan] account_timeout (default: the setting's default; 10 with --stalled)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="with --org: [scan] max_workers (default: the setting's)"
+    )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="with --org: scan again against the recording of the first scan (the scanner without moto's CPU)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --replay: seconds each replayed request takes (a stand-in for the network)",
+    )
+    return parser
 
 
 def main(argv: list[str]) -> int:
@@ -289,22 +412,24 @@ def main(argv: list[str]) -> int:
         serve(int(argv[1]), int(argv[2]))
         return 0
     if argv[:1] == ["--serve-org"]:
-        serve_org(*(int(a) for a in argv[1:4]))
+        serve_org(int(argv[1]), int(argv[2]), int(argv[3]), float(argv[4]) if len(argv) > 4 else 0.0)
         return 0
-    if argv[:1] == ["--org"]:
-        opts = {"--stalled": 0, "--account-timeout": 10.0}
-        rest = argv[1:]
-        for name in opts:
-            if name in rest:
-                i = rest.index(name)
-                opts[name] = type(opts[name])(rest[i + 1])
-                del rest[i : i + 2]
-        if opts["--stalled"] > 1:
-            print("--stalled: the StallingProxy holds one account; use 0 or 1")
-            return 2
-        return main_org(
-            *(int(a) for a in rest[:3]), stalled=opts["--stalled"], account_timeout=opts["--account-timeout"]
+    args = _arguments().parse_args(argv)
+    if args.org is not None:
+        timeout = (
+            args.account_timeout if args.account_timeout is not None else (10.0 if args.stalled else None)
         )
+        return main_org(
+            args.org,
+            args.users or 50,
+            args.roles or 20,
+            stalled=args.stalled,
+            account_timeout=timeout,
+            replay=args.replay,
+            latency=args.latency,
+            workers=args.workers,
+        )
+    argv = [str(a) for a in (args.users, args.roles) if a is not None]
     users = int(argv[0]) if argv else 2000
     roles = int(argv[1]) if len(argv) > 1 else 500
     env = {**os.environ, **DUMMY_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}

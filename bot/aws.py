@@ -14,8 +14,8 @@ from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.utils import parse_timestamp as botocore_parse_timestamp
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 # Throttling is normal at scale: botocore's adaptive mode adds client-side rate limiting on top of
 # exponential backoff (throttling errors still back off). Connect/read timeouts keep a dead

@@ -178,26 +178,44 @@ def save_snapshot(
             )
             .last_pk
         )
-        db["findings"].insert_all(
+        # The table's columns are fixed by its migration: one prepared INSERT for every row
+        # (sqlite-utils' insert_all re-derived the columns and listed the tables per batch).
+        db.conn.executemany(
+            f"INSERT INTO findings ({', '.join(FINDING_COLUMNS)}) "  # noqa: S608 - fixed names
+            f"VALUES ({', '.join('?' * len(FINDING_COLUMNS))})",
             (
-                {
-                    "snapshot_id": snapshot_id,
-                    "account_id": f.account_id,
-                    "fingerprint": f.fingerprint,
-                    "check_id": f.check_id,
-                    "severity": f.severity.value,
-                    "status": f.status.value,
-                    "principal_arn": f.principal_arn,
-                    "principal_name": f.principal_name,
-                    "owner": f.owner,
-                    "suppressed": int(f.suppressed),
-                    "data": f.model_dump_json(),
-                }
+                (
+                    snapshot_id,
+                    f.account_id,
+                    f.fingerprint,
+                    f.check_id,
+                    f.severity.value,
+                    f.status.value,
+                    f.principal_arn,
+                    f.principal_name,
+                    f.owner,
+                    int(f.suppressed),
+                    f.model_dump_json(),
+                )
                 for f in findings
             ),
-            batch_size=500,
         )
     return snapshot_id
+
+
+FINDING_COLUMNS = (
+    "snapshot_id",
+    "account_id",
+    "fingerprint",
+    "check_id",
+    "severity",
+    "status",
+    "principal_arn",
+    "principal_name",
+    "owner",
+    "suppressed",
+    "data",
+)
 
 
 def latest_snapshots(store: Store, *, status: str | None = "ok") -> list[dict[str, Any]]:

@@ -29,7 +29,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bot.aws import AwsFactory, CallCounter, describe_aws_error, is_access_denied
 from bot.checks.catalog import CheckContext, Owners, clear_scan_memo, iter_checks
 from bot.cli import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, command
-from bot.findings import Finding, FindingStatus, Severity, apply_retention, save_snapshot, sort_findings
+from bot.findings import (
+    Finding,
+    FindingStatus,
+    Severity,
+    apply_retention,
+    save_snapshot,
+    snapshot_inventory,
+    sort_findings,
+)
 from bot.inventory import CollectError, Inventory, collect
 from bot.permissions import suppress_own_principal
 from bot.settings import AccountConfig, Config, SuppressionConfig
@@ -63,15 +71,27 @@ class AccountScan:
     error: str | None = None
     name: str = ""
     scanned_at: datetime | None = None
-    inventory: Inventory | None = field(default=None, repr=False)
     # What the scan says once about the Slack directory (why ownership could not be evaluated).
     directory_note: str | None = None
     # A failed account: when its last good snapshot (the one answers still use) was taken.
     last_good_at: datetime | None = None
+    # HTTP requests sent per operation ("iam:GetAccountAuthorizationDetails"), retries included.
+    requests_by_operation: dict[str, int] = field(default_factory=dict)
+    # Where the snapshot is stored: ``inventory`` reads it back from there when asked.
+    store: Any = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def inventory(self) -> Inventory | None:
+        """The stored snapshot's inventory, read from the database when asked: a scan holds no
+        account's inventory past its checks (1,000 accounts' inventories were most of a large
+        scan's peak memory)."""
+        if self.store is None or self.snapshot_id is None or self.error:
+            return None
+        return snapshot_inventory(self.store, self.snapshot_id)
 
 
 # --------------------------------------------------------------------------- checks without AWS
@@ -461,7 +481,16 @@ def _scan_accounts(
         if progress:
             progress(target.label, f"done: {len(findings)} findings, {calls} API calls")
         scan = AccountScan(
-            account_id, snapshot_id, findings, calls, None, target.name, now, inventory, shared["note"]
+            account_id,
+            snapshot_id,
+            findings,
+            calls,
+            None,
+            target.name,
+            now,
+            shared["note"],
+            requests_by_operation=dict(inventory.get("api_calls_by_operation") or {}),
+            store=services.store,
         )
         results.append((target, scan))
 
@@ -562,7 +591,7 @@ def summary_line(scan: AccountScan) -> str:
 
 
 def _requests_by_operation(scan: AccountScan) -> dict[str, int]:
-    return dict((scan.inventory or {}).get("api_calls_by_operation") or {})
+    return dict(scan.requests_by_operation)
 
 
 def scan_document(scans: list[AccountScan], scanned_at: datetime) -> dict[str, Any]:

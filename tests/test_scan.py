@@ -469,6 +469,31 @@ def test_ten_scans_in_one_process_keep_memory_flat(aws, clock, access_analyzer, 
     assert grown < 8_000_000, grown
 
 
+def test_a_finished_scan_holds_no_inventory_in_memory_and_reads_it_back_from_the_store(
+    aws, clock, access_analyzer, tmp_path
+):
+    """At 1,000 accounts the inventories held until the scan ended were most of its peak memory."""
+    import gc
+
+    seed_mixed_account(aws, clock, access_analyzer)
+    services = services_for(tmp_path, clock)
+    [result] = scan_accounts(services, sleep=lambda s: None)
+    gc.collect()
+    alive = [o for o in gc.get_objects() if type(o) is dict and "credential_report" in o and "users" in o]
+    assert alive == []  # no inventory outlives its account's checks
+    assert "inventory" not in vars(result)
+    # Asked for, the inventory is the stored snapshot's, and the request counts survive without it.
+    inventory = result.inventory
+    assert inventory["account_id"] == ACCOUNT_ID and inventory["users"]
+    assert inventory == json.loads(
+        services.store.execute(
+            "SELECT inventory FROM snapshots WHERE id = ?", [result.snapshot_id]
+        ).fetchone()[0]
+    )
+    assert result.requests_by_operation["iam:GetAccountAuthorizationDetails"] >= 1
+    assert sum(result.requests_by_operation.values()) == result.api_calls
+
+
 # -- deadlines: a slow account never holds the scan ----------------------------------------------
 
 
