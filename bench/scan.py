@@ -211,6 +211,12 @@ def _cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _workers_cpu() -> float:
+    """CPU of the scanner's finished child processes (the checks' workers, stopped after each scan)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _db_bytes(path: Path) -> int:
     """The database's size with its write-ahead log (not yet checkpointed into the file)."""
     return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
@@ -298,11 +304,15 @@ def main_org(
             settings = load_settings(db=workdir / f"bench-{name}.db", config=config)
             services = Services.from_settings(settings, clock=FrozenClock(NOW))
             cpu_before, server_before = time.process_time(), _cpu_of(child.pid)
+            workers_before = _workers_cpu()
             started = time.perf_counter()
             scans = scan_accounts(services, targets=targets)
             wall = time.perf_counter() - started
             cpu, server_cpu = time.process_time() - cpu_before, _cpu_of(child.pid) - server_before
-            return scans, wall, cpu, server_cpu
+            workers_cpu = _workers_cpu() - workers_before
+            if workers_cpu:
+                print(f"\n(the checks' worker processes: {workers_cpu:.2f} s of CPU, included below)")
+            return scans, wall, cpu + workers_cpu, server_cpu
 
         scans, wall, cpu, moto_cpu = run("moto", endpoints["recorder"])
         _scan_figures(
@@ -415,6 +425,10 @@ def main(argv: list[str]) -> int:
         serve_org(int(argv[1]), int(argv[2]), int(argv[3]), float(argv[4]) if len(argv) > 4 else 0.0)
         return 0
     args = _arguments().parse_args(argv)
+    if args.cost:
+        from bench.cost import SIZES, main_cost
+
+        return main_cost(((args.users, args.roles or 500),) if args.users else SIZES)
     if args.org is not None:
         timeout = (
             args.account_timeout if args.account_timeout is not None else (10.0 if args.stalled else None)

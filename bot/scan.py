@@ -15,11 +15,15 @@ import importlib
 import io
 import json
 import logging
+import multiprocessing
+import os
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +37,7 @@ from bot.findings import (
     Finding,
     FindingStatus,
     Severity,
+    StoredFindings,
     apply_retention,
     save_snapshot,
     snapshot_inventory,
@@ -40,6 +45,7 @@ from bot.findings import (
 )
 from bot.inventory import CollectError, Inventory, collect
 from bot.permissions import suppress_own_principal
+from bot.policy import ActionCatalog
 from bot.settings import AccountConfig, Config, SuppressionConfig
 from bot.store import iso
 
@@ -66,7 +72,7 @@ class AccountTarget:
 class AccountScan:
     account_id: str
     snapshot_id: int | None
-    findings: list[Finding]
+    findings: Sequence[Finding]  # StoredFindings once stored: read back when iterated, not held
     api_calls: int
     error: str | None = None
     name: str = ""
@@ -155,6 +161,92 @@ def run_checks(
     for check in iter_checks():
         findings.extend(check.run(ctx))
     return sort_findings(apply_suppressions(findings, config.suppressions, now=now))
+
+
+# --------------------------------------------------------------------------- checks in processes
+
+# Below this many accounts a scan runs its checks in its own process: starting workers (~1 s:
+# imports and the action catalog) would cost more than it saves.
+PROCESS_MIN_ACCOUNTS = 8
+
+
+def check_processes(config: Config, accounts: int) -> int:
+    """How many worker processes run the checks of a scan of ``accounts`` accounts (0: none).
+    ``[scan] check_processes`` unset: one per core but the one that reads AWS, at most 4."""
+    wanted = config.scan.check_processes
+    if wanted is None:
+        wanted = min(4, (os.cpu_count() or 1) - 1)
+    return max(0, wanted) if accounts >= PROCESS_MIN_ACCOUNTS else 0
+
+
+def _warm_worker() -> None:
+    ActionCatalog.default()  # once per worker, not once per account
+    # A worker outlives a killed scan (it holds its own end of the job queue): it leaves when its
+    # parent, the forkserver (which exits with the scan's process), is gone.
+    parent = os.getppid()
+
+    def leave_with_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=leave_with_parent, name="checks-worker-watchdog", daemon=True).start()
+
+
+def _checks_job(job: tuple) -> list[Finding]:
+    inventory, config, now, owners, known = job
+    return run_checks(inventory, config, now=now, owners=owners, known_accounts=known)
+
+
+class ChecksPool:
+    """Each account's checks in worker processes, beside the threads reading the next accounts.
+
+    The checks are CPU (the escalation graph above all) and one Python process runs on one core at
+    a time, so at 1,000 accounts the reading and the checks queued behind each other. Workers are
+    started by ``forkserver`` (never ``fork``: the bot runs threads). At most two accounts per
+    worker wait in memory (``submit`` blocks beyond). A job a worker cannot finish, or a pool that
+    breaks, is run here instead: an account is never lost to the pool. An error storing an account
+    is raised by ``close`` as it would have been raised inline."""
+
+    def __init__(self, processes: int) -> None:
+        self._executor = ProcessPoolExecutor(
+            max_workers=processes,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_warm_worker,
+        )
+        self._slots = threading.BoundedSemaphore(2 * processes)
+        self._errors: list[BaseException] = []
+
+    def submit(self, job: tuple, then: Callable[[list[Finding]], None]) -> None:
+        """Run the checks of ``job`` in a worker; ``then(findings)`` when they are done."""
+        self._slots.acquire()
+        try:
+            future = self._executor.submit(_checks_job, job)
+        except (BrokenProcessPool, RuntimeError):
+            self._slots.release()
+            then(_checks_job(job))
+            return
+
+        def done(future: Any) -> None:
+            try:
+                try:
+                    findings = future.result()
+                except Exception:  # a broken pool, a job that would not pickle, a worker's error
+                    log.warning("checks in a worker process failed; running them in the scan's process")
+                    findings = _checks_job(job)
+                then(findings)
+            except BaseException as exc:
+                self._errors.append(exc)
+            finally:
+                self._slots.release()
+
+        future.add_done_callback(done)
+
+    def close(self) -> None:
+        """Wait for every job (each stored as it finishes), stop the workers, raise a failure."""
+        self._executor.shutdown(wait=True)
+        if self._errors:
+            raise self._errors[0]
 
 
 # --------------------------------------------------------------------------- accounts
@@ -464,11 +556,24 @@ def _scan_accounts(
         owners = _identity_map(services, {account_id: inventory}, shared["unavailable"])
         if progress:
             progress(target.label, "checks")
-        findings = run_checks(
-            inventory, config, now=now, owners=owners, known_accounts=known_accounts | {account_id}
+        known = known_accounts | {account_id}
+        if pool is not None:
+            pool.submit(
+                (inventory, config, now, owners, known),
+                lambda findings: finish(target, inventory, calls, findings),
+            )
+            return
+        finish(
+            target,
+            inventory,
+            calls,
+            run_checks(inventory, config, now=now, owners=owners, known_accounts=known),
         )
+
+    def finish(target: AccountTarget, inventory: Inventory, calls: int, findings: list[Finding]) -> None:
         own = [*shared["own"], *([target.role_arn] if target.role_arn else [])]
         findings = suppress_own_principal(findings, own)
+        account_id = inventory["account_id"]
         snapshot_id = save_snapshot(
             services.store,
             account_id=account_id,
@@ -483,7 +588,7 @@ def _scan_accounts(
         scan = AccountScan(
             account_id,
             snapshot_id,
-            findings,
+            StoredFindings(services.store, snapshot_id, len(findings)),
             calls,
             None,
             target.name,
@@ -494,16 +599,22 @@ def _scan_accounts(
         )
         results.append((target, scan))
 
-    collect_with_deadlines(
-        targets,
-        lambda target, watch: _collect_one(
-            services.aws, target, clock=services.clock, progress=progress, sleep=sleep, watch=watch
-        ),
-        workers=workers,
-        account_timeout=config.scan.account_timeout.total_seconds(),
-        scan_timeout=config.scan.scan_timeout.total_seconds(),
-        on_done=store,
-    )
+    processes = check_processes(config, len(targets))
+    pool = ChecksPool(processes) if processes else None
+    try:
+        collect_with_deadlines(
+            targets,
+            lambda target, watch: _collect_one(
+                services.aws, target, clock=services.clock, progress=progress, sleep=sleep, watch=watch
+            ),
+            workers=workers,
+            account_timeout=config.scan.account_timeout.total_seconds(),
+            scan_timeout=config.scan.scan_timeout.total_seconds(),
+            on_done=store,
+        )
+    finally:
+        if pool is not None:
+            pool.close()  # waits for the checks still running; each account is stored as it finishes
     order = {id(t): i for i, t in enumerate(targets)}
     return [scan for _, scan in sorted(results, key=lambda r: order[id(r[0])])]
 

@@ -222,6 +222,9 @@ class ScanConfig(_Section):
     # report polls, round trips) of a large organization: 100 accounts scan in 14 s against a
     # recording, 18 s with 4 (bench.scan --org 100 --replay).
     max_workers: int = 16
+    # Worker processes for the checks of a scan of 8 accounts or more (None: one per core but
+    # one, at most 4; 0: the checks run in the scan's own process).
+    check_processes: int | None = Field(default=None, ge=0)
     # Deadlines: one account's reading (AssumeRole included), and the whole scan. An account past
     # its deadline is recorded as failed and its previous snapshot stays the one answers use.
     account_timeout: timedelta = timedelta(minutes=5)

@@ -469,19 +469,31 @@ def test_ten_scans_in_one_process_keep_memory_flat(aws, clock, access_analyzer, 
     assert grown < 8_000_000, grown
 
 
-def test_a_finished_scan_holds_no_inventory_in_memory_and_reads_it_back_from_the_store(
+def test_a_finished_scan_holds_no_inventory_nor_findings_and_reads_them_back_from_the_store(
     aws, clock, access_analyzer, tmp_path
 ):
     """At 1,000 accounts the inventories held until the scan ended were most of its peak memory."""
     import gc
 
+    from bot.findings import Finding, StoredFindings, findings_of
+
+    def alive() -> tuple[int, int]:
+        """(inventories, findings) on the heap (other tests may leave some: only growth counts)."""
+        gc.collect()
+        objects = gc.get_objects()
+        inventories = sum(1 for o in objects if type(o) is dict and "credential_report" in o and "users" in o)
+        return inventories, sum(1 for o in objects if isinstance(o, Finding))
+
     seed_mixed_account(aws, clock, access_analyzer)
     services = services_for(tmp_path, clock)
+    before = alive()
     [result] = scan_accounts(services, sleep=lambda s: None)
-    gc.collect()
-    alive = [o for o in gc.get_objects() if type(o) is dict and "credential_report" in o and "users" in o]
-    assert alive == []  # no inventory outlives its account's checks
+    # No inventory outlives its account's checks, nor do its findings: they are read back when iterated.
+    assert alive() == before
     assert "inventory" not in vars(result)
+    assert isinstance(result.findings, StoredFindings) and len(result.findings) > 0
+    assert list(result.findings) == findings_of(services.store, [result.snapshot_id])
+    assert [f.check_id for f in result.findings] == [f.check_id for f in list(result.findings)]
     # Asked for, the inventory is the stored snapshot's, and the request counts survive without it.
     inventory = result.inventory
     assert inventory["account_id"] == ACCOUNT_ID and inventory["users"]
@@ -514,6 +526,92 @@ def _scan_threads_done(timeout: float = 30) -> None:
 
     for thread in [t for t in threading.enumerate() if t.name.startswith(("scan-", "collect"))]:
         thread.join(timeout)
+
+
+# -- checks in worker processes ---------------------------------------------------------------
+
+
+def _stored_findings(services) -> dict[str, list[tuple]]:
+    rows = services.store.execute(
+        "SELECT s.account_id, f.check_id, f.status, f.principal_arn, f.fingerprint, f.suppressed "
+        "FROM findings f JOIN snapshots s ON s.id = f.snapshot_id ORDER BY f.id"
+    ).fetchall()
+    out: dict[str, list[tuple]] = {}
+    for account, *rest in rows:
+        out.setdefault(account, []).append(tuple(rest))
+    return out
+
+
+def test_checks_in_worker_processes_store_exactly_what_the_scans_own_process_would(
+    aws, clock, access_analyzer, tmp_path
+):
+    from bot.scan import PROCESS_MIN_ACCOUNTS, check_processes
+
+    seed_mixed_account(aws, clock, access_analyzer)
+    members = _organization(PROCESS_MIN_ACCOUNTS - 1)
+    (tmp_path / "inline").mkdir()
+    (tmp_path / "pooled").mkdir()
+    inline = services_for(
+        tmp_path / "inline", clock, {"organizations": {"enabled": True}, "scan": {"check_processes": 0}}
+    )
+    pooled = services_for(
+        tmp_path / "pooled", clock, {"organizations": {"enabled": True}, "scan": {"check_processes": 2}}
+    )
+    assert check_processes(inline.config, len(members) + 1) == 0
+    assert check_processes(pooled.config, len(members) + 1) == 2
+    assert check_processes(pooled.config, PROCESS_MIN_ACCOUNTS - 1) == 0  # a small scan stays in-process
+
+    expected = scan_accounts(inline, sleep=lambda s: None)
+    got = scan_accounts(pooled, sleep=lambda s: None)
+
+    assert [r.account_id for r in got] == [r.account_id for r in expected]
+    assert all(r.error is None for r in got) and len(got) == PROCESS_MIN_ACCOUNTS
+    assert _stored_findings(pooled) == _stored_findings(inline)
+    assert [len(r.findings) for r in got] == [len(r.findings) for r in expected]
+    management = next(r for r in got if r.account_id == ACCOUNT_ID)
+    assert ("ADMIN_POLICY_ATTACHED", "admins") in failed(management.findings)
+
+
+def test_a_killed_checks_worker_loses_no_account(aws, clock, access_analyzer, tmp_path, monkeypatch):
+    """SIGKILL the workers mid-scan: the pool breaks, its jobs run in the scan's process instead."""
+    import os
+    import signal
+
+    from bot import scan as scan_module
+    from bot.scan import PROCESS_MIN_ACCOUNTS
+
+    pools: list = []
+
+    class Watched(scan_module.ChecksPool):
+        def __init__(self, processes: int) -> None:
+            super().__init__(processes)
+            pools.append(self)
+
+    monkeypatch.setattr(scan_module, "ChecksPool", Watched)
+    seed_mixed_account(aws, clock, access_analyzer)
+    _organization(PROCESS_MIN_ACCOUNTS - 1)
+    (tmp_path / "inline").mkdir()
+    (tmp_path / "pooled").mkdir()
+    config = {"organizations": {"enabled": True}, "scan": {"check_processes": 1, "max_workers": 1}}
+    inline = services_for(tmp_path / "inline", clock, {**config, "scan": {"check_processes": 0}})
+    services = services_for(tmp_path / "pooled", clock, config)
+    checks_started: list[str] = []
+    killed: list[int] = []
+
+    def progress(account: str, phase: str) -> None:
+        if phase == "checks":
+            checks_started.append(account)
+            if len(checks_started) == 3 and pools:
+                for process in list(pools[0]._executor._processes.values()):  # noqa: SLF001
+                    os.kill(process.pid, signal.SIGKILL)
+                    killed.append(process.pid)
+
+    results = scan_accounts(services, progress=progress, sleep=lambda s: None)
+    scan_accounts(inline, sleep=lambda s: None)  # the same accounts, checked in the scan's own process
+
+    assert killed  # the workers did die mid-scan
+    assert len(results) == PROCESS_MIN_ACCOUNTS and all(r.error is None for r in results)
+    assert _stored_findings(services) == _stored_findings(inline)
 
 
 @pytest.mark.parametrize(
