@@ -386,6 +386,12 @@ def _arguments() -> argparse.ArgumentParser:
         "--org", type=int, metavar="ACCOUNTS", help="scan an organization of ACCOUNTS members"
     )
     parser.add_argument(
+        "--cost",
+        action="store_true",
+        help="iamwarden scan (process start to exit) vs the bare collection at 200/50, 2,000/500 and "
+        "10,000/2,000, or at USERS ROLES when given (bench/cost.py)",
+    )
+    parser.add_argument(
         "--stalled",
         type=int,
         default=0,

@@ -149,6 +149,30 @@ def m010_snapshots_and_findings(db: sqlite_utils.Database) -> None:
     db["findings"].create_index(["fingerprint"])
 
 
+def finding_rows(findings: Iterable[Finding]) -> list[tuple]:
+    """The ``findings`` table's columns after ``snapshot_id`` (``FINDING_COLUMNS[1:]``), one
+    tuple a finding: made where the checks ran (a worker process), stored by the scan."""
+    return [
+        (
+            f.account_id,
+            f.fingerprint,
+            f.check_id,
+            f.severity.value,
+            f.status.value,
+            f.principal_arn,
+            f.principal_name,
+            f.owner,
+            int(f.suppressed),
+            f.model_dump_json(),
+        )
+        for f in findings
+    ]
+
+
+def inventory_json(inventory: dict[str, Any] | None) -> str | None:
+    return json.dumps(inventory, default=str) if inventory is not None else None
+
+
 def save_snapshot(
     store: Store,
     *,
@@ -156,12 +180,20 @@ def save_snapshot(
     scanned_at: datetime,
     api_calls: int,
     inventory: dict[str, Any] | None,
-    findings: Iterable[Finding],
+    findings: Iterable[Finding] = (),
     account_name: str = "",
     status: str = "ok",
     error: str | None = None,
+    rows: list[tuple] | None = None,
+    inventory_text: str | None = None,
 ) -> int:
-    """Store one account's snapshot and its findings atomically; returns the snapshot id."""
+    """Store one account's snapshot and its findings atomically; returns the snapshot id.
+    ``rows`` (``finding_rows``) and ``inventory_text`` (``inventory_json``) stand for
+    ``findings`` and ``inventory`` already serialised, by the process that ran the checks."""
+    if rows is None:
+        rows = finding_rows(findings)
+    if inventory_text is None:
+        inventory_text = inventory_json(inventory)
     with store.transaction() as db:
         snapshot_id = (
             db["snapshots"]
@@ -173,7 +205,7 @@ def save_snapshot(
                     "api_calls": api_calls,
                     "status": status,
                     "error": error,
-                    "inventory": json.dumps(inventory, default=str) if inventory is not None else None,
+                    "inventory": inventory_text,
                 }
             )
             .last_pk
@@ -183,22 +215,7 @@ def save_snapshot(
         db.conn.executemany(
             f"INSERT INTO findings ({', '.join(FINDING_COLUMNS)}) "  # noqa: S608 - fixed names
             f"VALUES ({', '.join('?' * len(FINDING_COLUMNS))})",
-            (
-                (
-                    snapshot_id,
-                    f.account_id,
-                    f.fingerprint,
-                    f.check_id,
-                    f.severity.value,
-                    f.status.value,
-                    f.principal_arn,
-                    f.principal_name,
-                    f.owner,
-                    int(f.suppressed),
-                    f.model_dump_json(),
-                )
-                for f in findings
-            ),
+            ((snapshot_id, *row) for row in rows),
         )
     return snapshot_id
 

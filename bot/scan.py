@@ -39,6 +39,8 @@ from bot.findings import (
     Severity,
     StoredFindings,
     apply_retention,
+    finding_rows,
+    inventory_json,
     save_snapshot,
     snapshot_inventory,
     sort_findings,
@@ -193,9 +195,21 @@ def _warm_worker() -> None:
     threading.Thread(target=leave_with_parent, name="checks-worker-watchdog", daemon=True).start()
 
 
-def _checks_job(job: tuple) -> list[Finding]:
-    inventory, config, now, owners, known = job
-    return run_checks(inventory, config, now=now, owners=owners, known_accounts=known)
+@dataclass
+class CheckedAccount:
+    """One account's checks, ready to store: serialised where they ran (a worker process, or the
+    scan's own), so the scan's process, which also reads AWS, only writes them."""
+
+    count: int
+    rows: list[tuple]
+    inventory_text: str | None
+
+
+def _checks_job(job: tuple) -> CheckedAccount:
+    inventory, config, now, owners, known, own = job
+    findings = run_checks(inventory, config, now=now, owners=owners, known_accounts=known)
+    findings = suppress_own_principal(findings, own)
+    return CheckedAccount(len(findings), finding_rows(findings), inventory_json(inventory))
 
 
 class ChecksPool:
@@ -217,8 +231,8 @@ class ChecksPool:
         self._slots = threading.BoundedSemaphore(2 * processes)
         self._errors: list[BaseException] = []
 
-    def submit(self, job: tuple, then: Callable[[list[Finding]], None]) -> None:
-        """Run the checks of ``job`` in a worker; ``then(findings)`` when they are done."""
+    def submit(self, job: tuple, then: Callable[[CheckedAccount], None]) -> None:
+        """Run the checks of ``job`` in a worker; ``then(checked)`` when they are done."""
         self._slots.acquire()
         try:
             future = self._executor.submit(_checks_job, job)
@@ -230,11 +244,11 @@ class ChecksPool:
         def done(future: Any) -> None:
             try:
                 try:
-                    findings = future.result()
+                    checked = future.result()
                 except Exception:  # a broken pool, a job that would not pickle, a worker's error
                     log.warning("checks in a worker process failed; running them in the scan's process")
-                    findings = _checks_job(job)
-                then(findings)
+                    checked = _checks_job(job)
+                then(checked)
             except BaseException as exc:
                 self._errors.append(exc)
             finally:
@@ -556,23 +570,14 @@ def _scan_accounts(
         owners = _identity_map(services, {account_id: inventory}, shared["unavailable"])
         if progress:
             progress(target.label, "checks")
-        known = known_accounts | {account_id}
-        if pool is not None:
-            pool.submit(
-                (inventory, config, now, owners, known),
-                lambda findings: finish(target, inventory, calls, findings),
-            )
-            return
-        finish(
-            target,
-            inventory,
-            calls,
-            run_checks(inventory, config, now=now, owners=owners, known_accounts=known),
-        )
-
-    def finish(target: AccountTarget, inventory: Inventory, calls: int, findings: list[Finding]) -> None:
         own = [*shared["own"], *([target.role_arn] if target.role_arn else [])]
-        findings = suppress_own_principal(findings, own)
+        job = (inventory, config, now, owners, known_accounts | {account_id}, own)
+        if pool is not None:
+            pool.submit(job, lambda checked: finish(target, inventory, calls, checked))
+            return
+        finish(target, inventory, calls, _checks_job(job))
+
+    def finish(target: AccountTarget, inventory: Inventory, calls: int, checked: CheckedAccount) -> None:
         account_id = inventory["account_id"]
         snapshot_id = save_snapshot(
             services.store,
@@ -580,15 +585,16 @@ def _scan_accounts(
             account_name=target.name,
             scanned_at=now,
             api_calls=calls,
-            inventory=inventory,
-            findings=findings,
+            inventory=None,
+            inventory_text=checked.inventory_text,
+            rows=checked.rows,
         )
         if progress:
-            progress(target.label, f"done: {len(findings)} findings, {calls} API calls")
+            progress(target.label, f"done: {checked.count} findings, {calls} API calls")
         scan = AccountScan(
             account_id,
             snapshot_id,
-            StoredFindings(services.store, snapshot_id, len(findings)),
+            StoredFindings(services.store, snapshot_id, checked.count),
             calls,
             None,
             target.name,
