@@ -11,8 +11,9 @@ Requests are matched by (path, body, the access key id that signed them): the bo
 STS Query request is deterministic, and AssumeRole's recorded answer hands the replayed scan the
 same access key ids, so each account's requests match its own recording. The n-th identical
 request gets the n-th recorded answer (the last one thereafter): GenerateCredentialReport's
-"STARTED" then "COMPLETE" replay in order. AssumeRole always gets its last answer: an attempt
-retried after a read timeout was recorded too, and the scan used the retry's credentials.
+"STARTED" then "COMPLETE" replay in order. An AssumeRole recorded more than once (an attempt
+retried after a read timeout, whose slow first attempt may finish last) replays the answer whose
+credentials signed the account's later requests.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SIGNER = re.compile(rb"Credential=([A-Z0-9]+)/")
+ACCESS_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
 SKIPPED_HEADERS = frozenset({"transfer-encoding", "connection", "content-length", "date", "server"})
 
 
@@ -78,10 +80,6 @@ class RecordReplayProxy:
                 if not recorded:
                     self.misses += 1
                     return 500, [], b"<ErrorResponse><Error><Code>NotRecorded</Code></Error></ErrorResponse>"
-                if b"Action=AssumeRole&" in key[2]:
-                    # A retried AssumeRole (moto too slow to answer within the read timeout) was
-                    # recorded twice: the scan went on with the last answer's credentials.
-                    return recorded[-1]
                 n = self._served[key]
                 self._served[key] = n + 1
                 return recorded[min(n, len(recorded) - 1)]
@@ -109,6 +107,13 @@ class RecordReplayProxy:
         """From now on answer from the recording only (each key's answers from the first again)."""
         with self._lock:
             self._served.clear()
+            # An AssumeRole answered twice (a retry, the slow first attempt finishing last): keep
+            # the answer whose credentials signed the account's later requests.
+            signers = {key[3] for key in self.answers}
+            for key, recorded in self.answers.items():
+                if b"Action=AssumeRole&" in key[2] and len(recorded) > 1:
+                    used = [a for a in recorded if set(ACCESS_KEY.findall(a[2])) & signers]
+                    self.answers[key] = used[-1:] or recorded[-1:]
             self.replaying = True
 
     def start(self) -> RecordReplayProxy:

@@ -134,6 +134,16 @@ class AwsFactory:
             )
         return (counter or self.counter).attach(client)
 
+    def warm(self, services: tuple[str, ...]) -> None:
+        """Load each service's model and paginators into the session's caches, once, before many
+        threads make clients at the same moment: botocore's loader caches are filled without a
+        lock, so 16 threads starting together each re-read the data directory (~7% of a
+        100-account scan's CPU)."""
+        with CLIENT_LOCK:
+            for service in services:
+                client = self.session.client(service, region_name=self.region, config=RETRY_CONFIG)
+                client.can_paginate(next(iter(client.meta.method_to_api_mapping)))
+
     def with_counter(self, counter: CallCounter) -> AwsFactory:
         """The same session and credentials, counting on ``counter``."""
         return AwsFactory(self.region, self.session, counter, self.credentials)

@@ -605,6 +605,11 @@ def _scan_accounts(
         )
         results.append((target, scan))
 
+    if workers > 1:
+        try:
+            services.aws.warm(("sts", "iam", "accessanalyzer"))
+        except Exception:  # only a head start: each thread loads what it needs anyway
+            log.debug("warming botocore's caches failed", exc_info=True)
     processes = check_processes(config, len(targets))
     pool = ChecksPool(processes) if processes else None
     try:

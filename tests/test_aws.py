@@ -109,3 +109,15 @@ def test_inventory_values_are_made_json_safe_the_same_way_as_before():
         "raw": "csv,\ufffd",
         "nested": [{"t": [1, 2]}, None, True, 1.5],
     }
+
+
+def test_warming_fills_the_session_caches_every_thread_would_race_to_fill(aws):
+    base = AwsFactory()
+    loader = base.session._session.get_component("data_loader")
+    base.warm(("iam", "sts"))
+    cached = {key[:3] for key in loader._cache if key[0] == "load_service_model"}
+    assert {
+        ("load_service_model", "iam", "paginators-1"),
+        ("load_service_model", "sts", "service-2"),
+    } <= cached
+    assert base.client("iam").list_users()["Users"] == []  # warming sent nothing and changed nothing
