@@ -314,6 +314,7 @@ class EscalationGraph:
         self._named: dict[str, list[str]] | None = None
         self._granted: dict[str, bool] = {}
         self._trust_cache: dict[tuple, TrustDecision | None] = {}
+        self._dependent_roles: frozenset[str] | None = None
         self._build()
 
     # -- loading ------------------------------------------------------------------------------
@@ -656,9 +657,11 @@ class EscalationGraph:
         method = next((m for m in self.methods if m.target == "role-assume"), None)
         if method is None:
             return out
-        candidates = set(self._named_in_trust().get(node.arn, ())) | {
-            arn for arn, role in self.roles.items() if role.principal_dependent and not role.trust_error
-        }
+        if self._dependent_roles is None:  # the same for every node: computed once, not per node
+            self._dependent_roles = frozenset(
+                arn for arn, role in self.roles.items() if role.principal_dependent and not role.trust_error
+            )
+        candidates = set(self._named_in_trust().get(node.arn, ())) | self._dependent_roles
         for arn in sorted(candidates):
             if arn == node.arn:
                 continue
