@@ -33,6 +33,7 @@ on ``*`` without conditions is not re-evaluated per target.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import urllib.parse
@@ -211,10 +212,26 @@ class Route:
         }
 
 
-@dataclass(frozen=True)
 class _Edge:
-    target: str
-    hop: Hop  # source filled in per principal
+    """An act-as edge to ``target`` by ``method``. Its hop (source filled in per principal) is
+    worked out when first asked for: most edges of a large account are on no route (a class
+    that may assume any of 2,000 roles has 2,000 edges), and describing each was most of the
+    graph's time at 10,000 users / 2,000 roles."""
+
+    __slots__ = ("_hop", "_make", "method", "target")
+
+    def __init__(self, target: str, hop: Hop | None = None, *, method: str = "", make: Any = None) -> None:
+        self.target = target
+        self._hop = hop
+        self._make = make
+        self.method = hop.method if hop is not None else method
+
+    @property
+    def hop(self) -> Hop:
+        if self._hop is None:
+            self._hop = self._make()
+            self._make = None
+        return self._hop
 
 
 @dataclass
@@ -315,6 +332,7 @@ class EscalationGraph:
         self._granted: dict[str, bool] = {}
         self._trust_cache: dict[tuple, TrustDecision | None] = {}
         self._dependent_roles: frozenset[str] | None = None
+        self._admitting_cache: dict[str, list[tuple[str, str, TrustDecision]]] = {}
         self._build()
 
     # -- loading ------------------------------------------------------------------------------
@@ -465,14 +483,14 @@ class EscalationGraph:
 
         Reverse edges are kept per class: the first time a class is reached is its shortest
         distance, and every member is settled from it at once."""
-        reverse_class: dict[str, list[tuple[tuple, Hop]]] = {}
+        reverse_class: dict[str, list[tuple[tuple, _Edge]]] = {}
         for key, edges in self._class_edges.items():
             for edge in edges:
-                reverse_class.setdefault(edge.target, []).append((key, edge.hop))
-        reverse_personal: dict[str, list[tuple[str, Hop]]] = {}
+                reverse_class.setdefault(edge.target, []).append((key, edge))
+        reverse_personal: dict[str, list[tuple[str, _Edge]]] = {}
         for source, edges in self._personal.items():
             for edge in edges:
-                reverse_personal.setdefault(edge.target, []).append((source, edge.hop))
+                reverse_personal.setdefault(edge.target, []).append((source, edge))
         infinity = 1 << 30
         heap: list[tuple[int, int, str]] = []
         for arn, (tail, _, _) in self._terminal.items():
@@ -484,15 +502,15 @@ class EscalationGraph:
             dist, _, arn = heapq.heappop(heap)
             if dist > self._dist.get(arn, infinity):
                 continue
-            sources: list[tuple[str, Hop]] = list(reverse_personal.get(arn, ()))
-            for key, hop in reverse_class.get(arn, ()):
+            sources: list[tuple[str, _Edge]] = list(reverse_personal.get(arn, ()))
+            for key, edge in reverse_class.get(arn, ()):
                 if key not in reached:
                     reached.add(key)
-                    sources.extend((member, hop) for member in self._members[key])
-            for source, hop in sources:
+                    sources.extend((member, edge) for member in self._members[key])
+            for source, edge in sources:
                 if source != arn and dist + 1 < self._dist.get(source, infinity):
                     self._dist[source] = dist + 1
-                    self._next[source] = (hop, arn)
+                    self._next[source] = (edge.hop, arn)
                     heapq.heappush(heap, (dist + 1, order, source))
                     order += 1
 
@@ -553,6 +571,18 @@ class EscalationGraph:
             if any(not d.allowed for d in somewhere.values()):
                 continue
             uniform = {a: _uniform(statements, a) for a in on_target}
+            if (
+                not method.modifies
+                and method.target in ("role-assume", "service-role")
+                and all(uniform.values())
+            ):
+                # Allowed on every role alike: the edges are the roles whose trust admits the
+                # method, the same list for every class (worked out once per method).
+                decisions = [*elsewhere, *(somewhere[a] for a in on_target)]
+                for target, note, trust in self._admitting(method, node):
+                    args = (method, node.arn, target, decisions, context, trust, note)
+                    edges.append(_Edge(target, method=method.id, make=functools.partial(_hop, *args)))
+                continue
             for target, resource, note in self._targets(method, node):
                 decisions = list(elsewhere)
                 for action in on_target:
@@ -570,11 +600,11 @@ class EscalationGraph:
                         trust = self._trust(target, node, method)
                         if trust is None:
                             continue
-                    hop = _hop(method, node.arn, target, decisions, context, trust, note)
+                    args = (method, node.arn, target, decisions, context, trust, note)
                     if method.modifies:
-                        mods.append((target, hop))
+                        mods.append((target, _hop(*args)))
                     else:
-                        edges.append(_Edge(target, hop))
+                        edges.append(_Edge(target, method=method.id, make=functools.partial(_hop, *args)))
         return edges, mods
 
     def _targets(self, method: EscalationMethod, node: _Node) -> Iterable[tuple[str, str, str]]:
@@ -620,6 +650,19 @@ class EscalationGraph:
                     f"if a resource running as this role exists ({method.resource_hint})" if existing else ""
                 )
                 yield arn, arn, note
+
+    def _admitting(self, method: EscalationMethod, node: _Node) -> list[tuple[str, str, TrustDecision]]:
+        """(role ARN, note, trust) of each target role of ``method`` whose account-wide trust admits
+        it: ``_targets`` and ``_trust`` of a role-assume or service-role method depend on the method
+        alone, so every class shares the list."""
+        if method.id not in self._admitting_cache:
+            found = []
+            for target, _, note in self._targets(method, node):
+                trust = self._trust(target, node, method)
+                if trust is not None:
+                    found.append((target, note, trust))
+            self._admitting_cache[method.id] = found
+        return self._admitting_cache[method.id]
 
     def _trust(self, role_arn: str, node: _Node, method: EscalationMethod) -> TrustDecision | None:
         """The trust answer shared by every principal of the node's class (account-wide trust only:
@@ -742,7 +785,7 @@ class EscalationGraph:
         for edge in candidates:
             if edge.target == arn or edge.target not in self._dist:
                 continue
-            known = best.get(edge.hop.method)
+            known = best.get(edge.method)
             if known is not None and known.hop_count < 1 + self._dist[edge.target]:
                 continue
             rest = self.route(edge.target)
@@ -759,7 +802,7 @@ class EscalationGraph:
                     candidate.hop_count == known.hop_count and known.conditional and not candidate.conditional
                 )
             ):
-                best[edge.hop.method] = candidate
+                best[edge.method] = candidate
         return sorted(best.values(), key=lambda r: (r.hop_count, r.conditional, r.first.method))
 
     def _best_class_edges(self, arn: str) -> list[_Edge]:
@@ -772,7 +815,7 @@ class EscalationGraph:
             by_method: dict[str, list[_Edge]] = {}
             for edge in self._class_edges.get(key, ()):
                 if edge.target in self._dist:
-                    by_method.setdefault(edge.hop.method, []).append(edge)
+                    by_method.setdefault(edge.method, []).append(edge)
             self._class_best[key] = {
                 method: sorted(edges, key=lambda e: (self._dist[e.target], e.hop.conditional, e.target))[:2]
                 for method, edges in by_method.items()
