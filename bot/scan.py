@@ -857,8 +857,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     scans = scan_accounts(services, progress=_stderr_progress(), directory=directory)
     scanned_at = services.clock.now()
     if args.format == "json":
-        json.dump(scan_document(scans, scanned_at), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        # One string, one write: json.dump wrote each of ~3 million fragments of a 10,000-user
+        # account's document to stdout on its own (a third of the scan's time after the checks).
+        sys.stdout.write(json.dumps(scan_document(scans, scanned_at), indent=2) + "\n")
     elif args.format == "csv":
         _write_csv(scans, sys.stdout)
     else:
