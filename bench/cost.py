@@ -74,20 +74,11 @@ def _graph_seconds(db: Path) -> float:
 
 
 def main_cost(sizes: tuple[tuple[int, int], ...] = SIZES) -> int:
-    from bench.scan import DUMMY_ENV
+    from bench.scan import DUMMY_ENV, serve_child
 
     print("iamwarden scan (process start to exit) vs the bare collection; medians of", REPEATS, "runs each")
     for users, roles in sizes:
-        env = {**os.environ, **DUMMY_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-        child = subprocess.Popen(
-            [sys.executable, "-m", "bench.scan", "--serve", str(users), str(roles)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
+        child = serve_child(users, roles)
         try:
             endpoints = json.loads(child.stdout.readline())
             workdir = Path(tempfile.mkdtemp(prefix="iamwarden-bench-cost-"))

@@ -205,6 +205,20 @@ def serve_org(accounts: int, users: int, roles: int, latency: float = 0.0) -> No
     sandbox.stop()
 
 
+def serve_child(users: int, roles: int) -> subprocess.Popen:
+    """A child process serving moto seeded with one account of USERS users and ROLES roles; its
+    first line of output is the endpoints (JSON), and it stops when its stdin closes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.scan", "--serve", str(users), str(roles)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **DUMMY_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
+        cwd=Path(__file__).resolve().parents[1],
+    )
+
+
 def _cpu_of(pid: int) -> float:
     """User + system CPU seconds a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -452,17 +466,8 @@ def main(argv: list[str]) -> int:
     argv = [str(a) for a in (args.users, args.roles) if a is not None]
     users = int(argv[0]) if argv else 2000
     roles = int(argv[1]) if len(argv) > 1 else 500
-    env = {**os.environ, **DUMMY_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
     print(f"seeding moto with {users} users and {roles} roles (child process)…", flush=True)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "bench.scan", "--serve", str(users), str(roles)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        cwd=Path(__file__).resolve().parents[1],
-    )
+    child = serve_child(users, roles)
     try:
         endpoints = json.loads(child.stdout.readline())
         print(f"seeded in {endpoints['seed_s']:.1f} s")
