@@ -181,18 +181,35 @@ def check_processes(config: Config, accounts: int) -> int:
     return max(0, wanted) if accounts >= PROCESS_MIN_ACCOUNTS else 0
 
 
-def _warm_worker() -> None:
+def _warm_worker(owner: int) -> None:
     ActionCatalog.default()  # once per worker, not once per account
-    # A worker outlives a killed scan (it holds its own end of the job queue): it leaves when its
-    # parent, the forkserver (which exits with the scan's process), is gone.
-    parent = os.getppid()
+    # A worker would outlive a killed scan: it holds its own ends of the job queue, and the
+    # forkserver, its parent, stays as long as any worker holds its liveness pipe. So each worker
+    # watches the scan's process itself and leaves when it is gone.
 
-    def leave_with_parent() -> None:
-        while os.getppid() == parent:
+    def leave_with_owner() -> None:
+        while _running(owner):
             time.sleep(1)
         os._exit(0)
 
-    threading.Thread(target=leave_with_parent, name="checks-worker-watchdog", daemon=True).start()
+    threading.Thread(target=leave_with_owner, name="checks-worker-watchdog", daemon=True).start()
+
+
+def _running(pid: int) -> bool:
+    """Is ``pid`` a live process? (One that has exited but is not yet reaped is not.)"""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # Linux: the state after the command name
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
 
 @dataclass
@@ -227,6 +244,7 @@ class ChecksPool:
             max_workers=processes,
             mp_context=multiprocessing.get_context("forkserver"),
             initializer=_warm_worker,
+            initargs=(os.getpid(),),
         )
         self._slots = threading.BoundedSemaphore(2 * processes)
         self._errors: list[BaseException] = []

@@ -746,3 +746,30 @@ def test_an_abandoned_accounts_next_request_fails_unsent_and_leaves_nothing_in_f
         iam.list_users()
     assert watch.total == 1  # refused before it was sent (and counted)
     assert watch.operation is None  # after-call-error cleared it
+
+
+def test_checks_workers_leave_when_the_scans_process_is_killed(tmp_path):
+    """SIGKILL the process that owns a ChecksPool: its forkserver and workers go too, no orphans."""
+    import signal
+    import time
+
+    from bot.scan import _running as _alive
+
+    script = (
+        "import os, sys, time\n"
+        "from bot.scan import ChecksPool\n"
+        "pool = ChecksPool(1)\n"
+        "print(pool._executor.submit(os.getpid).result(), flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT, env=os.environ.copy()
+    )
+    worker = int(owner.stdout.readline())
+    assert worker != owner.pid and _alive(worker)
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(timeout=10)
+    deadline = time.monotonic() + 20
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(worker)
