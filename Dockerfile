@@ -9,6 +9,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
+COPY iamwarden ./iamwarden
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim

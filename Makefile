@@ -26,13 +26,13 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check bot handlers tests bench
-	$(VENV)/bin/ruff format --check bot handlers tests bench
+	$(VENV)/bin/ruff check bot handlers iamwarden sandbox tests bench
+	$(VENV)/bin/ruff format --check bot handlers iamwarden sandbox tests bench
 	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format bot handlers tests bench
-	$(VENV)/bin/ruff check --fix bot handlers tests bench
+	$(VENV)/bin/ruff format bot handlers iamwarden sandbox tests bench
+	$(VENV)/bin/ruff check --fix bot handlers iamwarden sandbox tests bench
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -25,17 +25,17 @@ import boto3
 from bot.access.model import REVOCATION_POLICY_NAME
 from bot.access.revocation import denied_identities
 from bot.access.sessions import source_identity
-from bot.app import Health, HttpServer, build_app, build_client, wsgi_app
 from bot.clock import FrozenClock
 from bot.federation import FederationStandIn
-from bot.sandbox.aws import MotoSandbox
-from bot.sandbox.slack_api import FakeSlack
-from bot.sandbox.slack_sender import SlackSender
 from bot.services import Services
 from bot.settings import Config, load_settings
 from bot.store import iso
 from handlers.access.jobs import run_access_sweep
 from handlers.ids import ActionId
+from iamwarden.app import Health, HttpServer, build_app, build_client, wsgi_app
+from sandbox.aws import MotoSandbox
+from sandbox.slack_api import FakeSlack
+from sandbox.slack_sender import SlackSender
 
 ACCOUNT = "123456789012"
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from bot.alert_sources import RateLimiter, consume_queue, poll_lookup_events
 from bot.alerts import alerts, ingest, parse_eventbridge
 from bot.clock import FrozenClock
-from bot.sandbox.aws import MotoSandbox
-from bot.sandbox.cloudtrail import CloudTrailStub
 from bot.services import Services
 from bot.settings import Config, load_settings
+from sandbox.aws import MotoSandbox
+from sandbox.cloudtrail import CloudTrailStub
 from tests.alerts_support import Pipeline, event
 
 # Roughly what a busy account's queue carries, every rule represented: windowed rules (sign-in

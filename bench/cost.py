@@ -3,7 +3,7 @@ bare collection it cannot do without, side by side on the same seeded moto serve
 
 The bare collection is a process that reads what the scan reads at the least: the credential
 report (generated, polled, fetched) and one filtered ``GetAccountAuthorizationDetails``, through
-boto3's paginator, then exits. The scan is ``python -m bot.cli scan --format json`` with a fresh
+boto3's paginator, then exits. The scan is ``python -m iamwarden scan --format json`` with a fresh
 database. Each is run ``REPEATS`` times, alternating, and the median taken; wall, CPU (user +
 system, from ``wait4``) and peak RSS are the processes' own. The escalation graph's own time is
 measured in this process over the inventory the scan stored.
@@ -94,7 +94,7 @@ def main_cost(sizes: tuple[tuple[int, int], ...] = SIZES) -> int:
                 db = workdir / f"scan-{i}.db"
                 scan.append(
                     _measure(
-                        [sys.executable, "-m", "bot.cli", "scan", "--format", "json"],
+                        [sys.executable, "-m", "iamwarden", "scan", "--format", "json"],
                         {**run_env, "IAMWARDEN_DB": str(db)},
                     )
                 )

@@ -17,8 +17,8 @@ from pathlib import Path
 import boto3
 
 from bot.permissions import FEATURE_POLICIES
-from bot.sandbox.aws import MotoSandbox
-from bot.sandbox.slack_api import FakeSlack
+from sandbox.aws import MotoSandbox
+from sandbox.slack_api import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = 5
@@ -54,7 +54,7 @@ def main() -> int:
             for _ in range(RUNS):
                 started = time.perf_counter()
                 result = subprocess.run(
-                    [sys.executable, "-m", "bot.cli", "check"],
+                    [sys.executable, "-m", "iamwarden", "check"],
                     env=env,
                     capture_output=True,
                     text=True,

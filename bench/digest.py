@@ -14,13 +14,13 @@ import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.app import build_client
 from bot.clock import FrozenClock
 from bot.findings import Finding, Severity, save_snapshot
-from bot.sandbox.slack_api import FakeSlack
 from bot.services import Services
 from bot.settings import Config, load_settings
+from handlers.client import build_client
 from handlers.digest import headline_message, post_digest, text_size, thread_messages
+from sandbox.slack_api import FakeSlack
 
 CHECKS = ["ACCESS_KEY_UNUSED", "USER_CONSOLE_NO_MFA", "OFFBOARDED_USER_ACTIVE", "UNOWNED_USER", "ROLE_UNUSED"]
 

@@ -40,12 +40,12 @@ from pathlib import Path
 
 from bench.queries import ACCOUNT, NOW, SIGNING_SECRET, TOKEN, percentile, synthetic_inventory
 from bot.findings import save_snapshot
-from bot.sandbox.slack_api import FakeSlack
-from bot.sandbox.slack_sender import SlackSender
 from bot.scan import run_checks
 from bot.settings import Config
 from bot.store import Store
 from handlers.ids import ActionId
+from sandbox.slack_api import FakeSlack
+from sandbox.slack_sender import SlackSender
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBES = ("help", "whoami-risks")
@@ -100,7 +100,7 @@ class Bot:
         env.pop("SLACK_APP_TOKEN", None)
         self.log = (workdir / "bot.log").open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"],
+            [sys.executable, "-m", "iamwarden", "run"],
             env=env,
             cwd=ROOT,
             stdout=self.log,

@@ -27,7 +27,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.sandbox.aws import MotoSandbox
+from sandbox.aws import MotoSandbox
 
 ACCOUNT = "123456789012"
 SIGNING_SECRET = "bench-signing-secret"  # noqa: S105 - the local stand-in's
@@ -63,14 +63,14 @@ def main(argv: list[str]) -> int:
     import boto3
 
     from bot import access
-    from bot.app import Health, HttpServer, build_app, build_client, wsgi_app
     from bot.clock import SystemClock
     from bot.identity import identity_from_store
-    from bot.sandbox.slack_api import FakeSlack
-    from bot.sandbox.slack_sender import SlackSender
     from bot.services import Services
     from bot.settings import Config, load_settings
     from handlers.directory import refresh_directory
+    from iamwarden.app import Health, HttpServer, build_app, build_client, wsgi_app
+    from sandbox.slack_api import FakeSlack
+    from sandbox.slack_sender import SlackSender
 
     slack = FakeSlack(bot_token=TOKEN).start()
     leaver_ids = [f"U1LEAVER{i:04d}" for i in range(leavers)]

@@ -24,21 +24,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.sandbox.aws import DUMMY_ENV
+from sandbox.aws import DUMMY_ENV
 
 # Nothing here may reach AWS: dummy credentials, and an endpoint nobody listens on.
 os.environ.update(DUMMY_ENV)
 os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"
 
 from bot import answers  # noqa: E402
-from bot.app import Health, HttpServer, build_app, build_client, wsgi_app  # noqa: E402
 from bot.clock import FrozenClock  # noqa: E402
 from bot.findings import save_snapshot  # noqa: E402
-from bot.sandbox.slack_api import FakeSlack  # noqa: E402
-from bot.sandbox.slack_sender import SlackSender  # noqa: E402
 from bot.scan import run_checks  # noqa: E402
 from bot.services import Services  # noqa: E402
 from bot.settings import Config, load_settings  # noqa: E402
+from iamwarden.app import Health, HttpServer, build_app, build_client, wsgi_app  # noqa: E402
+from sandbox.slack_api import FakeSlack  # noqa: E402
+from sandbox.slack_sender import SlackSender  # noqa: E402
 
 ACCOUNT = "123456789012"
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)

@@ -31,7 +31,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.sandbox.aws import DUMMY_ENV
+from sandbox.aws import DUMMY_ENV
 
 ACCOUNT_ID = "123456789012"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -54,7 +54,7 @@ def seed(sandbox, users: int, roles: int, account_id: str = ACCOUNT_ID) -> None:
     """Create the account straight in moto's backend (seeding over HTTP would take minutes)."""
     from moto.iam.models import AccessKeyLastUsed
 
-    from bot.sandbox.aws import RootAccount
+    from sandbox.aws import RootAccount
 
     rng = random.Random(7)
     b = sandbox.iam_backend(account_id)
@@ -142,8 +142,8 @@ def seed(sandbox, users: int, roles: int, account_id: str = ACCOUNT_ID) -> None:
 
 def serve(users: int, roles: int) -> None:
     """Child: moto + Access Analyzer stand-in, seeded; prints the endpoints, then waits for stdin EOF."""
-    from bot.sandbox.access_analyzer import AccessAnalyzerStub
-    from bot.sandbox.aws import MotoSandbox
+    from sandbox.access_analyzer import AccessAnalyzerStub
+    from sandbox.aws import MotoSandbox
 
     sandbox = MotoSandbox().start()
     analyzer = AccessAnalyzerStub(page_size=100).start()
@@ -169,8 +169,8 @@ def serve_org(accounts: int, users: int, roles: int, latency: float = 0.0) -> No
     ("replay", "misses") until EOF."""
     from moto.organizations.models import organizations_backends
 
-    from bot.sandbox.access_analyzer import AccessAnalyzerStub
-    from bot.sandbox.aws import MotoSandbox
+    from sandbox.access_analyzer import AccessAnalyzerStub
+    from sandbox.aws import MotoSandbox
 
     sandbox = MotoSandbox().start()
     analyzer = AccessAnalyzerStub(page_size=100).start()

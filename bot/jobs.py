@@ -101,9 +101,8 @@ def _safe(spec: JobSpec, services: Services, client: Any) -> Callable[[], None]:
 def start_background_jobs(services: Services, client: Any) -> Callable[[], None]:
     """Run the ``at_start`` jobs once (before the caller starts serving), then start the scheduler
     with every declared job; returns a function that stops it. A failing start-up job is logged and
-    retried at its next slot: Slack being slow must not keep the bot from starting."""
-    import bot.features  # noqa: F401  (imports feature modules so their @job declarations run)
-
+    retried at its next slot: Slack being slow must not keep the bot from starting. The caller
+    imports the modules that declare jobs first (``iamwarden.features.load("jobs")``)."""
     for spec in JOBS:
         if spec.at_start:
             _safe(spec, services, client)()

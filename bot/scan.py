@@ -32,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.aws import AwsFactory, CallCounter, describe_aws_error, is_access_denied
 from bot.checks.catalog import CheckContext, Owners, clear_scan_memo, iter_checks
-from bot.cli import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, command
+from bot.commands import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, command, slack_client
 from bot.findings import (
     Finding,
     FindingStatus,
@@ -867,11 +867,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
         return EXIT_AWS
     services = Services.from_settings(settings)
-    directory = None
-    if settings.slack_bot_token is not None:
-        from bot.app import build_client  # wiring: the Slack Web API client, only with a token
-
-        directory = build_client(services)
+    directory = slack_client(services)  # the Slack directory, only with a token (see bot.commands)
     scans = scan_accounts(services, progress=_stderr_progress(), directory=directory)
     scanned_at = services.clock.now()
     if args.format == "json":
@@ -950,7 +946,7 @@ def cmd_checks(args: argparse.Namespace) -> int:
 
 
 def demo_tour(session: Any) -> None:
-    """The demo (``bot.demo.TOUR``): ``iamwarden scan`` of the demo account, as the terminal shows it."""
+    """The demo (``sandbox.demo.TOUR``): ``iamwarden scan`` of the demo account, as the terminal shows it."""
     session.say("\n── The hygiene scan: `iamwarden scan` reads the demo account in a few bulk calls ──")
     [scan] = scan_accounts(session.services)
     if scan.error:

@@ -22,13 +22,16 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from bot.features import modules
+
 migrations = Migrations("iamwarden")
 
 # How long a writer waits for another's lock while running (start-up waits far less: see open_store).
 BUSY_TIMEOUT_MS = 30000
 
-# Modules that declare tables with @migrations(); imported before migrating so every table exists.
-SCHEMA_MODULES = ("bot.findings", "bot.digest", "bot.alerts", "bot.access", "bot.replay", "bot.offboarding")
+# Modules that declare tables with @migrations() (each feature's ``tables`` in bot.features),
+# imported before migrating so every table exists.
+SCHEMA_MODULES = modules("tables")
 
 
 def utcnow() -> datetime:

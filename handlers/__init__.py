@@ -1,4 +1,4 @@
-"""The Slack surface: parse, authorize, call bot/, render. One module per surface or feature."""
+"""The Slack surface: parse, authorize, call bot/, render. One package per feature (bot/features.py)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,11 @@ import importlib
 
 from slack_bolt import App
 
+from bot.features import modules
 from bot.services import Services
 
-# Each module exposes register(app, services). Order matters only for readability.
-MODULES = (
-    "handlers.commands",
-    "handlers.home",
-    "handlers.queries",
-    "handlers.digest",
-    "handlers.access",
-    "handlers.alerts",
-    "handlers.offboarding",
-)
+# Each module exposes register(app, services): every feature's ``slack`` modules (bot/features.py).
+MODULES = modules("slack")
 
 
 def register_all(app: App, services: Services) -> None:

@@ -612,7 +612,7 @@ def demo_tour(session: Any) -> None:
     then Ada signing in to the console, the bot's poll job posting alerts, Sam asking Ada, Ada answering."""
     import json
 
-    from bot.app import build_client
+    from handlers.client import build_client
 
     services = session.services
     client = build_client(services)

@@ -287,7 +287,7 @@ class SlowWork:
 
 
 def slow_work(services: Services) -> SlowWork:
-    """The app's SlowWork (made by ``bot.app.build_app``; made here for code built without it)."""
+    """The app's SlowWork (made by ``iamwarden.app.build_app``; made here for code built without it)."""
     work = services.extras.get("slow_work")
     if work is None:
         work = services.extras.setdefault("slow_work", SlowWork())

@@ -24,7 +24,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import digest as digests
-from bot.cli import EXIT_OK, EXIT_USAGE, command
+from bot.commands import EXIT_OK, EXIT_USAGE, command
 from bot.digest import AccountDigest, Digest, DigestError
 from bot.findings import Finding, Severity
 from bot.jobs import job
@@ -1142,7 +1142,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    from bot.app import build_client
+    from handlers.client import build_client
 
     try:
         posted = post_digest(services, build_client(services), channel=channel)
@@ -1161,8 +1161,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
 def demo_tour(session: Any) -> None:
     """The demo tour's digest step: cache the Slack directory, scan, post the digest, then Sam (security
     team) uses Disable access on Dana, who left (deactivated in Slack) with an active access key."""
-    from bot.app import build_client
     from bot.scan import scan_accounts
+    from handlers.client import build_client
     from handlers.directory import refresh_directory
 
     services = session.services

@@ -291,7 +291,7 @@ def demo_cache_directory(session: Any) -> None:
 
 def demo_deactivate(session: Any, name: str) -> None:
     """``deactivate NAME`` in the demo chat: Slack deactivates the person and sends user_change."""
-    from bot.sandbox.demo_account import PEOPLE
+    from sandbox.demo_account import PEOPLE
 
     person = next((p for p in PEOPLE if name.lower() in (p.name, p.slack_id.lower())), None)
     if person is None:

@@ -972,7 +972,7 @@ def register(app: App, services: Services) -> None:
 
 
 def demo_tour(s: Any) -> None:
-    """The demo (``bot.demo.TOUR``): Ada's own risks, Carlos's keys, ``can`` and ``who-can``."""
+    """The demo (``sandbox.demo.TOUR``): Ada's own risks, Carlos's keys, ``can`` and ``who-can``."""
     from bot.findings import latest_snapshots
     from bot.identity import directory_refreshed_at
 

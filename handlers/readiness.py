@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.cli import EXIT_FINDINGS, EXIT_OK, command
+from bot.commands import EXIT_FINDINGS, EXIT_OK, command
 from bot.readiness import Row, Status, aws_rows, config_rows, database_row, format_table, ready
 from bot.settings import Settings
 
@@ -19,7 +19,7 @@ from bot.settings import Settings
 def slack_rows(settings: Settings) -> list[Row]:
     if settings.slack_bot_token is None:
         return [Row("slack", "token", Status.FAIL, "SLACK_BOT_TOKEN is not set")]
-    from bot.app import build_client
+    from handlers.client import build_client
 
     # build_client reads only .settings: a check opens no database.
     client = build_client(SimpleNamespace(settings=settings))

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox.access_analyzer import AccessAnalyzerStub
+from sandbox.access_analyzer import AccessAnalyzerStub
 
 __all__ = ["AccessAnalyzerStub", "StallingProxy", "access_analyzer", "analyzer_server", "stalling_proxy"]
 

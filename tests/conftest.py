@@ -21,13 +21,13 @@ from typing import Any
 import hypothesis
 import pytest
 
-from bot.app import Health, HttpServer, build_app, wsgi_app
 from bot.clock import FrozenClock
-from bot.sandbox.aws import DUMMY_ENV, MotoSandbox
-from bot.sandbox.slack_api import FakeSlack
-from bot.sandbox.slack_sender import SlackSender
 from bot.services import Services
 from bot.settings import Config, load_settings
+from iamwarden.app import Health, HttpServer, build_app, wsgi_app
+from sandbox.aws import DUMMY_ENV, MotoSandbox
+from sandbox.slack_api import FakeSlack
+from sandbox.slack_sender import SlackSender
 
 ACCOUNT_ID = "123456789012"
 SIGNING_SECRET = "test-signing-secret"
@@ -139,8 +139,8 @@ class BotUnderTest:
         reply that follows through response_url."""
         import json as _json
 
-        from bot.sandbox.slack_sender import SlackResponse
         from handlers.commands import COMMANDS
+        from sandbox.slack_sender import SlackResponse
 
         before = len(self.slack.calls_to("response_url"))
         response = self.sender.command(user_id, text, **kwargs)

@@ -16,10 +16,10 @@ from bot.alert_sources import (
     consume_queue,
     poll_lookup_events,
 )
-from bot.sandbox.cloudtrail import CloudTrailStub
 from bot.store import iso
 from handlers.alerts import deliver_alerts, escalate_unanswered, poll_alerts
 from handlers.ids import ActionId
+from sandbox.cloudtrail import CloudTrailStub
 from tests.alerts_support import CHANNEL, Pipeline, alerts_config, event, later
 from tests.test_alerts import message_text, rules_posted
 

@@ -53,8 +53,8 @@ def test_readme_config_example_is_valid_and_every_rule_is_documented():
 
 
 def test_demo_tour_shows_an_alert():
-    from bot.demo import DemoSession
     from handlers.alerts import demo_tour
+    from sandbox.demo import DemoSession
 
     out = io.StringIO()
     session = DemoSession(out=out).start()

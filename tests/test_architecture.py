@@ -21,7 +21,7 @@ def test_import_contracts_are_kept():
 
 
 def test_cli_registry_names_each_commands_module():
-    from bot import cli
+    from iamwarden import cli
 
     cli.build_parser()  # imports every CLI module, so each @command has registered
     for name, module in cli.CLI_COMMANDS.items():
@@ -33,7 +33,7 @@ def test_cli_registry_names_each_commands_module():
 def test_scan_imports_no_slack_scheduler_or_web_server():
     code = (
         "import sys\n"
-        "from bot.cli import main\n"
+        "from iamwarden.cli import main\n"
         "try:\n    main(['scan', '--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('slack_bolt', 'slack_sdk', 'apscheduler', 'waitress') if m in sys.modules]\n"
         "print('LOADED', heavy, file=sys.stderr)\n"
@@ -50,7 +50,7 @@ def test_scan_imports_no_slack_scheduler_or_web_server():
 # comment saying why, counted on 2026-12-03. Lower it as the wiring moves to the wiring layer
 # (issue #16); a new hidden import needs a comment on its line or the line above.
 HIDDEN_IMPORTS_CEILING = 65
-PROJECT = ("bot", "handlers", "sandbox")
+PROJECT = ("bot", "handlers", "iamwarden", "sandbox")
 
 
 def _is_project(name: str) -> bool:
@@ -98,7 +98,127 @@ def test_architecture_md_names_only_paths_that_exist():
     import re
 
     text = (ROOT / "ARCHITECTURE.md").read_text()
-    paths = set(re.findall(r"`((?:bot|handlers|tests|sandbox)/[\w/.]*|pyproject\.toml)`", text))
+    paths = set(re.findall(r"`((?:bot|handlers|iamwarden|tests|sandbox)/[\w/.]*|pyproject\.toml)`", text))
     assert len(paths) > 10
     missing = [p for p in sorted(paths) if not (ROOT / p.rstrip("/")).exists()]
     assert not missing, f"ARCHITECTURE.md names paths that do not exist: {missing}"
+
+
+# -- one FEATURES list (bot/features.py) every registry is derived from -------------------------------
+
+
+def _decorated_modules(decorator: str) -> set[str]:
+    """Project modules with a function decorated ``@decorator(...)`` (found in the source, so a
+    module no registry names is found too: the way handlers.digest's jobs once ran only by luck)."""
+    found = set()
+    for d in ("bot", "handlers", "iamwarden"):
+        for path in (ROOT / d).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    for dec in node.decorator_list:
+                        target = dec.func if isinstance(dec, ast.Call) else dec
+                        if getattr(target, "id", None) == decorator:
+                            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+                            found.add(module.removesuffix(".__init__"))
+    return found
+
+
+def _covered(module: str, listed: tuple[str, ...]) -> bool:
+    # A listed package covers its submodules (importing it imports them).
+    return any(module == m or module.startswith(m + ".") for m in listed)
+
+
+def test_feature_list_imports_nothing():
+    tree = ast.parse((ROOT / "bot" / "features.py").read_text())
+    imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert all(isinstance(n, ast.ImportFrom) and n.module in ("__future__", "dataclasses") for n in imports)
+
+
+def test_every_registry_is_derived_from_the_feature_list():
+    import handlers
+    from bot import store
+    from bot.checks import catalog
+    from bot.features import FEATURES, commands, modules
+    from iamwarden import cli
+
+    assert handlers.MODULES == modules("slack")
+    assert store.SCHEMA_MODULES == modules("tables")
+    assert catalog.MODULES == modules("checks")
+    assert cli.CLI_COMMANDS == commands()
+    names = [f.name for f in FEATURES]
+    assert len(names) == len(set(names)), "two features share a name"
+
+
+def test_every_module_that_declares_a_job_table_or_command_is_named_by_a_feature():
+    from bot.features import commands, modules
+
+    for decorator, listed in (
+        ("job", modules("jobs")),
+        ("migrations", modules("tables") + ("bot.store",)),  # bot.store: the core tables
+        ("command", tuple(commands().values())),
+    ):
+        missing = sorted(m for m in _decorated_modules(decorator) if not _covered(m, listed))
+        assert not missing, f"@{decorator} in modules no feature names: {missing}"
+
+
+def test_every_module_a_feature_names_exists_and_registers_what_it_is_named_for():
+    import importlib
+
+    from bot.commands import _COMMANDS
+    from bot.features import FEATURES
+    from bot.jobs import JOBS
+    from bot.store import migrations
+
+    for feature in FEATURES:
+        for name in feature.slack:
+            assert callable(getattr(importlib.import_module(name), "register", None)), name
+        for name in feature.jobs:
+            importlib.import_module(name)
+            assert any(_covered(j.run.__module__, (name,)) for j in JOBS), f"{name} declares no @job"
+        for command_name, name in feature.commands.items():
+            importlib.import_module(name)
+            assert _COMMANDS[command_name][2].__module__ == name
+        for name in feature.tables:
+            importlib.import_module(name)
+        assert migrations  # every table module imported above registered into the one Migrations
+
+
+def test_cli_help_lists_every_command():
+    from iamwarden.features import CLI_COMMANDS
+
+    result = subprocess.run(
+        [sys.executable, "-m", "iamwarden", "--help"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    listed = [
+        line.split()[0] for line in result.stdout.splitlines() if line.startswith("    ") and line.split()
+    ]
+    assert [c for c in listed if c in CLI_COMMANDS] == list(CLI_COMMANDS)
+    for name in CLI_COMMANDS:
+        sub = subprocess.run(
+            [sys.executable, "-m", "iamwarden", name, "--help"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert sub.returncode == 0 and f"usage: iamwarden {name}" in sub.stdout, (name, sub.stderr)
+
+
+def test_the_old_entry_point_still_runs():
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--version"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and result.stdout.startswith("iamwarden "), result.stderr

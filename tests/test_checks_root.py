@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.sandbox.aws import RootAccount
+from sandbox.aws import RootAccount
 from tests.scan_helpers import days_ago, failed, of, scan, unknown
 
 pytest_plugins = ["tests.aws_stubs"]  # the access_analyzer fixture (moto has no Access Analyzer)

@@ -7,14 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.demo import run_demo
+from sandbox.demo import run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_tour_runs_without_a_terminal_and_exits_0():
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "demo"],
+        [sys.executable, "-m", "iamwarden", "demo"],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -40,7 +40,7 @@ def test_demo_chat_switches_person_and_answers():
 def test_demo_chat_deactivate_shows_the_offboarding_alert():
     # Its own process: the demo's in-process moto keeps its state for the life of the process.
     script = (
-        "import io, sys; from bot.demo import run_demo; "
+        "import io, sys; from sandbox.demo import run_demo; "
         "sys.exit(run_demo(interactive=True, inp=io.StringIO('deactivate carlos\\ndeactivate nobody\\nquit\\n')))"
     )
     result = subprocess.run(
@@ -55,7 +55,7 @@ def test_demo_chat_deactivate_shows_the_offboarding_alert():
 
 
 def test_readme_demo_section_names_every_chat_command():
-    from bot.demo import CHAT_HELP
+    from sandbox.demo import CHAT_HELP
 
     readme = (ROOT / "README.md").read_text()
     section = readme.split("`make demo` in a terminal", 1)[1].split("\n## ", 1)[0]

@@ -24,7 +24,7 @@ class Terminal:
         master, slave = pty.openpty()
         env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TERM": "xterm", "NO_COLOR": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "demo"],
+            [sys.executable, "-m", "iamwarden", "demo"],
             stdin=slave,
             stdout=slave,
             stderr=slave,

@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot.demo import DemoSession, chat
-from bot.sandbox.render import REQUIRED, input_fields
 from handlers.ids import ActionId
+from sandbox.demo import DemoSession, chat
+from sandbox.render import REQUIRED, input_fields
 
 Line = str | Callable[[DemoSession], str]
 
@@ -108,8 +108,8 @@ def test_deny_reason_modal_cancelled_sends_nothing_then_submitted_denies(session
 
 @pytest.mark.timeout(300)
 def test_snooze_modal_shows_the_listeners_error_on_the_date_and_asks_again(session):
-    from bot.app import build_client
     from bot.scan import scan_accounts
+    from handlers.client import build_client
     from handlers.digest import post_digest
 
     client = build_client(session.services)

@@ -65,7 +65,7 @@ def check(aws, slack, tmp_path):
             **env,
         }
         return subprocess.run(
-            [sys.executable, "-m", "bot.cli", "check"],
+            [sys.executable, "-m", "iamwarden", "check"],
             capture_output=True,
             text=True,
             env=full,

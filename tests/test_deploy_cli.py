@@ -29,7 +29,7 @@ NO_AWS = {
 def cli(*args: str, tmp_path: Path, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "IAMWARDEN_DB": str(tmp_path / "iamwarden.db")}
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "iamwarden", *args],
         capture_output=True,
         text=True,
         env={**base, **NO_AWS, **(env or {})},
@@ -52,7 +52,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     read, write = os.pipe()
     os.close(read)
     process = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "checks", "--format", "json"],
+        [sys.executable, "-m", "iamwarden", "checks", "--format", "json"],
         stdout=write,
         stderr=subprocess.PIPE,
         text=True,
@@ -67,7 +67,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
 
 def test_a_pipe_closed_part_way_ends_quietly(tmp_path):
     result = subprocess.run(
-        f"{sys.executable} -m bot.cli checks --format json | head -c 20",
+        f"{sys.executable} -m iamwarden checks --format json | head -c 20",
         shell=True,
         capture_output=True,
         text=True,

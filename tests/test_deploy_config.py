@@ -31,7 +31,7 @@ def cli(
         path.write_text(config)
         base["IAMWARDEN_CONFIG"] = str(path)
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "iamwarden", *args],
         capture_output=True,
         text=True,
         env={**base, **(env or {})},

@@ -55,7 +55,7 @@ def test_scan_findings_digest_and_app_home_agree_on_the_open_count(bot):
     """The four surfaces after one real scan: the scan's message, /iam findings, the digest posted
     in the channel, and a member's App Home, each counting with ``open_count``; the checks that could
     not evaluate are said as such, never counted."""
-    from bot.app import build_client
+    from handlers.client import build_client
     from handlers.digest import post_digest
     from handlers.directory import refresh_directory
 

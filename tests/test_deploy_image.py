@@ -4,8 +4,12 @@ tools, covers every runtime dependency, and agrees with the dev lock on every sh
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_TOOLS = {"moto", "pytest", "pytest-timeout", "ruff", "cfn-lint", "flask", "werkzeug", "pip-tools"}
@@ -62,13 +66,10 @@ def test_make_installs_the_dev_lock_so_make_test_and_make_demo_work_from_a_fresh
     assert "LOCK := requirements-dev.lock" in makefile and "-r $(LOCK)" in makefile
 
 
-def test_the_demo_without_the_dev_extra_says_so_in_one_line(tmp_path):
-    import subprocess
-    import sys
-
-    # As in the image: moto is not installed (None in sys.modules makes it unimportable).
-    code = "import sys; sys.modules['moto'] = None; from bot.cli import main; sys.exit(main(['demo']))"
-    result = subprocess.run(
+def _demo_without(module: str) -> subprocess.CompletedProcess:
+    # As in the image: the module is not installed (None in sys.modules makes it unimportable).
+    code = f"import sys; sys.modules[{module!r}] = None; from iamwarden.cli import main; sys.exit(main(['demo']))"
+    return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
@@ -76,8 +77,31 @@ def test_the_demo_without_the_dev_extra_says_so_in_one_line(tmp_path):
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
+
+
+@pytest.mark.parametrize("module", ["moto", "sandbox"])
+def test_the_demo_without_the_demo_extra_says_so_in_one_line(module):
+    result = _demo_without(module)
     assert result.returncode == 2
     assert (
         result.stderr.strip()
-        == "iamwarden: the demo needs the dev extra (pip install 'iamwarden[dev]'): moto is missing"
+        == f"iamwarden: the demo needs the demo extra (pip install 'iamwarden[demo]'): {module} is missing"
     )
+
+
+def test_the_image_ships_the_product_without_the_sandbox():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")]
+    for package in ("bot", "handlers", "iamwarden"):
+        assert package in copied, f"the image must ship {package}/"
+    assert "sandbox" not in copied, "the sandbox (demo stand-ins) is not part of the product image"
+
+
+def test_the_demo_extra_is_pinned_in_the_dev_lock():
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    lock = (ROOT / "requirements-dev.lock").read_text().lower()
+    for requirement in extras["demo"]:
+        name = requirement.split("[")[0].split("=")[0].split(">")[0].strip().lower()
+        assert f"\n{name}==" in lock, f"{name} (the demo extra) is not pinned in requirements-dev.lock"

@@ -526,7 +526,7 @@ def test_policy_command_prints_the_documents_the_config_needs(tmp_path):
     )
     env = {"IAMWARDEN_CONFIG": str(config), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     out = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "policy"], capture_output=True, text=True, env=env, cwd=tmp_path
+        [sys.executable, "-m", "iamwarden", "policy"], capture_output=True, text=True, env=env, cwd=tmp_path
     )
     assert out.returncode == 0, out.stderr
     documents = json.loads(out.stdout)
@@ -535,7 +535,7 @@ def test_policy_command_prints_the_documents_the_config_needs(tmp_path):
         "arn:aws:iam::123456789012:role/prod-admin"
     ]
     bad = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "policy", "jitt"],
+        [sys.executable, "-m", "iamwarden", "policy", "jitt"],
         capture_output=True,
         text=True,
         env=env,

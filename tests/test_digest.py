@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import build_client
 from bot.digest import claim_slot, due_slot, slot_rows
 from bot.findings import Finding, Severity, save_snapshot
 from bot.settings import Config
 from handlers.blocks import validate_blocks
+from handlers.client import build_client
 from handlers.digest import post_digest, run_digest_job, text_size
 from handlers.ids import ActionId, BlockId, CallbackId
 from tests.conftest import ACCOUNT_ID, DEFAULT_CONFIG

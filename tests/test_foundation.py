@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.app import build_client
 from bot.store import Store
+from handlers.client import build_client
 from handlers.commands import COMMANDS, Subcommand
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +143,7 @@ def test_every_action_id_has_a_listener(bot):
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     base = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "iamwarden", *args],
         capture_output=True,
         text=True,
         env={**base, **(env or {})},
@@ -233,7 +233,7 @@ def test_readme_starts_with_the_two_commands(needle):
 
 
 def test_cli_help_lists_every_command():
-    from bot.cli import build_parser
+    from iamwarden.cli import build_parser
 
     text = build_parser().format_help()
     readme = (ROOT / "README.md").read_text()

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.app import Health
+from iamwarden.app import Health
 
 
 def _health(bot) -> tuple[int, dict]:

@@ -15,9 +15,9 @@ import boto3
 
 from bot.findings import latest_snapshots
 from bot.identity import IdentityMap, identity_from_store, slack_member, store_directory
-from bot.sandbox.slack_sender import SlackSender
 from bot.settings import Config
 from bot.store import Store
+from sandbox.slack_sender import SlackSender
 from tests.conftest import BOT_TOKEN, NOW, SIGNING_SECRET
 from tests.test_queries import block_text
 
@@ -122,7 +122,7 @@ def test_fresh_run_caches_the_directory_before_healthy_and_the_first_answer_afte
     (tmp_path / "none.toml").write_text('[slack]\nsecurity_team = ["U0SEC1"]\n')
     env.pop("SLACK_APP_TOKEN", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"],
+        [sys.executable, "-m", "iamwarden", "run"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -151,7 +151,7 @@ def test_tagged_user_links_after_a_directory_refresh_without_a_new_scan(bot, sla
     iam = boto3.client("iam", region_name="us-east-1")
     iam.create_user(UserName="carol", Tags=[{"Key": "email", "Value": "Carol@Example.com"}])
     iam.create_login_profile(UserName="carol", Password="Test-Passw0rd!")  # noqa: S106 - moto only
-    from bot.app import build_client
+    from handlers.client import build_client
 
     client = build_client(bot.services)
     refresh_directory(bot.services, client)
@@ -179,8 +179,8 @@ def test_tagged_user_links_after_a_directory_refresh_without_a_new_scan(bot, sla
 
 def test_a_user_change_event_updates_links_on_the_next_answer(bot, slack, aws):
     """One member's change (an email fixed in Slack) shows on the next answer: no refresh, no scan."""
-    from bot.app import build_client
     from bot.scan import scan_accounts
+    from handlers.client import build_client
     from handlers.directory import refresh_directory
 
     iam = boto3.client("iam", region_name="us-east-1")
@@ -206,7 +206,7 @@ def _cli(tmp_path: Path, *args: str, env_extra: dict | None = None) -> subproces
     env["IAMWARDEN_DB"] = str(tmp_path / "cli.db")
     env.update(env_extra or {})
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "iamwarden", *args],
         capture_output=True,
         text=True,
         env=env,

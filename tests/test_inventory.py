@@ -10,7 +10,7 @@ import pytest
 from bot.aws import AwsFactory
 from bot.inventory import MAX_SINGLE_AWS_POLICIES, collect, principal_statements
 from bot.policy import evaluate
-from bot.sandbox.aws import RootAccount
+from sandbox.aws import RootAccount
 from tests.scan_helpers import ACCOUNT_ID, allow, doc
 
 pytest_plugins = ["tests.aws_stubs"]  # the access_analyzer fixture (moto has no Access Analyzer)

@@ -14,18 +14,18 @@ import boto3
 import pytest
 
 from bot import access
-from bot.app import build_client
 from bot.aws import AwsFactory
 from bot.checks.catalog import CHECKS, CheckContext
 from bot.federation import FederationStandIn
 from bot.identity import IdentityMap, store_directory
 from bot.offboarding import OffboardingError, disable_access
-from bot.sandbox.slack_api import load_fixture
 from bot.scan import scan_accounts
 from bot.settings import Config
+from handlers.client import build_client
 from handlers.digest import post_digest
 from handlers.directory import member_is_active
 from handlers.ids import ActionId
+from sandbox.slack_api import load_fixture
 from tests.access.support import (
     APPROVALS,
     create_role,
@@ -246,7 +246,7 @@ def test_the_demo_tour_posts_a_digest_and_disables_danas_access(aws):
     # ``aws`` resets the process-wide moto backends the demo's own sandbox shares.
     import io
 
-    from bot.demo import run_demo
+    from sandbox.demo import run_demo
 
     out = io.StringIO()
     assert run_demo(interactive=False, out=out) == 0
@@ -422,7 +422,7 @@ def test_a_reactivated_member_gets_nothing_back_and_a_later_deactivation_acts_ag
 
 
 def test_a_directory_refresh_offboards_a_member_whose_event_was_missed(leaver):
-    from bot.app import build_client
+    from handlers.client import build_client
     from handlers.directory import directory_refresh_job
 
     bot, granted, pending = leaver
@@ -447,7 +447,7 @@ def test_a_directory_refresh_offboards_a_member_whose_event_was_missed(leaver):
 
 
 def test_the_alert_waits_out_a_slack_outage_but_access_ends_at_once(leaver):
-    from bot.app import build_client
+    from handlers.client import build_client
     from handlers.offboarding import sweep_offboardings
 
     bot, granted, _ = leaver
@@ -508,7 +508,7 @@ def test_disable_access_from_the_alert_is_for_the_security_team_and_changes_aws(
 def test_a_member_slack_reports_deactivated_cannot_reissue_approve_or_break_glass(
     make_bot, stand_in, aws, slack
 ):
-    from bot.app import build_client
+    from handlers.client import build_client
 
     create_role()
     config = make_config(stand_in)

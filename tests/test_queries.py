@@ -12,8 +12,8 @@ from datetime import timedelta
 import pytest
 
 from bot import answers
-from bot.app import build_client
 from bot.clock import FrozenClock
+from handlers.client import build_client
 from tests.aws_stubs import access_analyzer, analyzer_server  # noqa: F401, F811 - fixtures
 from tests.conftest import ACCOUNT_ID, MEMBERS, NOW
 
@@ -525,7 +525,7 @@ def test_directory_refresh_pages_users_list_and_requests_never_call_it(bot, aws,
 
 
 def test_directory_job_refreshes_when_never_cached_or_stale_and_only_then(bot, clock):
-    importlib.import_module("bot.features")  # declares every feature's jobs
+    importlib.import_module("iamwarden.features").load("jobs")  # declares every feature's jobs
     from bot.jobs import JOBS
 
     spec = next(spec for spec in JOBS if spec.name == "directory-refresh")

@@ -18,12 +18,11 @@ from bot.answers import (
     WhoCan,
     findings_csv,
 )
-from bot.app import build_client
 from bot.findings import Finding, Severity
 from bot.identity import PrincipalRef
 from bot.policy import PolicySource, evaluate, parse_policy
-from bot.sandbox.slack_api import validate_message, validate_view
 from handlers.blocks import validate_blocks
+from handlers.client import build_client
 from handlers.commands import CommandIO
 from handlers.queries import (
     deliver,
@@ -36,6 +35,7 @@ from handlers.queries import (
     scan_result_message,
     who_can_message,
 )
+from sandbox.slack_api import validate_message, validate_view
 from tests.conftest import ACCOUNT_ID, NOW
 
 EVIL = "<!channel> <@U0SEC1> & friends"

@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.sandbox.slack_sender import FORM, JSON
 from handlers.ids import ActionId
+from sandbox.slack_sender import FORM, JSON
 
 DEEP = "[" * 5000 + "]" * 5000
 HELP = b"command=%2Fiam&text=help&user_id=U0ALICE&team_id=T0DEMO&channel_id=C0DEMO"

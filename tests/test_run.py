@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bot.sandbox.slack_sender import SlackSender
+from sandbox.slack_sender import SlackSender
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def test_run_serves_healthz_and_signed_commands_in_http_mode(slack, aws, tmp_pat
     }
     env.pop("SLACK_APP_TOKEN", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"],
+        [sys.executable, "-m", "iamwarden", "run"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -16,10 +16,10 @@ import boto3
 import pytest
 
 from bot.findings import latest_findings, latest_snapshots, snapshot_inventory
-from bot.sandbox.aws import RootAccount
 from bot.scan import run_checks, scan_accounts
 from bot.services import Services
 from bot.settings import Config, load_settings
+from sandbox.aws import RootAccount
 from tests.scan_helpers import ACCOUNT_ID, allow, days_ago, doc, failed, trust, unknown
 
 pytest_plugins = [
@@ -293,7 +293,7 @@ def _cli(tmp_path: Path, *args: str, config: str | None = None) -> subprocess.Co
         path.write_text(config)
         env["IAMWARDEN_CONFIG"] = str(path)
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "iamwarden", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -14,9 +14,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox.render import render_message, render_view
-from bot.sandbox.slack_api import FakeSlack
-from bot.sandbox.slack_sender import SlackSender
+from sandbox.render import render_message, render_view
+from sandbox.slack_api import FakeSlack
+from sandbox.slack_sender import SlackSender
 
 SECRET = "test-signing-secret"
 

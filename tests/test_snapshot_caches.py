@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot import answers, identity
-from bot.app import build_client
 from bot.findings import Finding, Severity, latest_snapshots, save_snapshot
+from handlers.client import build_client
 from tests.conftest import ACCOUNT_ID, NOW
 from tests.test_queries import block_text
 

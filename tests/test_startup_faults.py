@@ -37,7 +37,7 @@ def _good_db(path: Path) -> Path:
 def _run(env: dict, *, preexec=None) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "run"],
+        [sys.executable, "-m", "iamwarden", "run"],
         env=env,
         cwd=ROOT,
         capture_output=True,

@@ -1,6 +1,6 @@
 """The catalog of checks: each check is one small function over a snapshot, with its metadata beside it.
 
-Adding a check is adding one decorated function in a theme module (and the module to ``MODULES``)::
+Adding a check is adding one decorated function in a theme module (and the module to its feature's ``checks`` in ``bot/features.py``)::
 
     @check(
         "ROOT_ACCESS_KEYS",
@@ -38,20 +38,15 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from bot.escalation import METHODS, find_escalations
+from bot.features import modules
 from bot.findings import Finding, FindingStatus, Severity
 from bot.inventory import PolicyIndex, report_date, unknown_source
 from bot.policy import Statement, evaluate, is_full_admin, service_wildcards
 from bot.settings import Config, ScanConfig
 
-# Theme modules whose checks make up the catalog (imported by ``load_checks``).
-MODULES: tuple[str, ...] = (
-    "bot.checks.root",
-    "bot.checks.mfa",
-    "bot.checks.credentials",
-    "bot.checks.privilege",
-    "bot.checks.account",
-    "bot.checks.ownership",
-)
+# Theme modules whose checks make up the catalog (each feature's ``checks`` in bot.features; imported
+# by ``load_checks``).
+MODULES: tuple[str, ...] = modules("checks")
 
 
 class Owners(Protocol):

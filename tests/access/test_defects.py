@@ -105,7 +105,7 @@ def test_audit_csv_defuses_cells_a_spreadsheet_would_run(jit):
     for i, reason in enumerate(reasons):
         bot.store.audit("requested", actor=f"U{i}", at=bot.services.clock.now(), reason=reason)
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "audit", "--format", "csv"],
+        [sys.executable, "-m", "iamwarden", "audit", "--format", "csv"],
         capture_output=True,
         env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "IAMWARDEN_DB": str(bot.services.settings.db)},
         cwd=ROOT,

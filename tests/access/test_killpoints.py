@@ -21,9 +21,9 @@ import pytest
 from bot.access import killpoints
 from bot.access.transitions import STUCK_AFTER
 from bot.clock import FrozenClock
-from bot.sandbox.slack_sender import SlackSender
 from handlers.access.jobs import run_access_sweep
 from handlers.ids import ActionId
+from sandbox.slack_sender import SlackSender
 from tests.access.support import APPROVALS, has_action, make_config, run_job
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.test_run import ROOT, _free_port
@@ -93,7 +93,7 @@ def test_sigkill_between_approval_and_delivery_leaves_nothing_stuck(
     }
     env.pop("SLACK_APP_TOKEN", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"],
+        [sys.executable, "-m", "iamwarden", "run"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

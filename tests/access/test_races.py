@@ -166,8 +166,8 @@ def test_a_revocation_write_that_fails_is_retried_by_the_sweep_until_aws_holds_i
     assert access.get_request(bot.services, request.id).state == "revoked"
     monkeypatch.delenv("AWS_ENDPOINT_URL_IAM")
     assert denied(revocation_policy()) == {}
-    from bot.app import build_client
     from handlers import access as access_handlers
+    from handlers.client import build_client
 
     access_handlers.run_access_sweep(bot.services, build_client(bot.services))
     assert "U0ALICE" in denied(revocation_policy())

@@ -20,16 +20,25 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from bot.app import Health, HttpServer, build_app, build_client, wsgi_app
+import handlers.alerts
+import handlers.digest
+import handlers.offboarding
+import handlers.queries
+from bot import access, scan
+from bot.access import REVOCATION_POLICY_NAME
 from bot.clock import FrozenClock
-from bot.sandbox.access_analyzer import start_demo_access_analyzer
-from bot.sandbox.aws import MotoSandbox
-from bot.sandbox.demo_account import DEMO_CONFIG, PEOPLE, seed_demo_account
-from bot.sandbox.render import Button, input_fields, render_message, render_view
-from bot.sandbox.slack_api import FakeSlack
-from bot.sandbox.slack_sender import SlackSender
+from bot.federation import FederationStandIn
+from bot.jobs import JOBS, crontab_trigger
 from bot.services import Services
 from bot.settings import Config, load_settings, parse_duration
+from iamwarden.app import Health, HttpServer, build_app, build_client, wsgi_app
+from iamwarden.features import load
+from sandbox.access_analyzer import start_demo_access_analyzer
+from sandbox.aws import MotoSandbox
+from sandbox.demo_account import DEMO_CONFIG, PEOPLE, seed_demo_account
+from sandbox.render import Button, input_fields, render_message, render_view
+from sandbox.slack_api import FakeSlack
+from sandbox.slack_sender import SlackSender
 
 SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - the local stand-in's, not a real secret
 BOT_TOKEN = "xoxb-testing"  # noqa: S105
@@ -107,8 +116,6 @@ class DemoSession:
         # end, digest, alerts), instead of waiting an hour.
         self.clock = FrozenClock(datetime.now().astimezone().replace(microsecond=0))
         self.services = Services.from_settings(settings, clock=self.clock)
-        from bot.federation import FederationStandIn
-
         # Console links come from a loopback stand-in for AWS's federation endpoint (no network).
         self.federation = FederationStandIn().start()
         self.services.config.access.federation_url = self.federation.url
@@ -118,7 +125,7 @@ class DemoSession:
         self.sender = SlackSender(self.server.url + "/slack/events", SIGNING_SECRET, fake_slack=self.slack)
         self._seen = len(self.slack.calls)
         # Like `iamwarden run`, the demo knows who is who before the first answer (tour and chat).
-        __import__("handlers.offboarding", fromlist=["demo_cache_directory"]).demo_cache_directory(self)
+        handlers.offboarding.demo_cache_directory(self)
         return self
 
     def stop(self) -> None:
@@ -284,9 +291,7 @@ class DemoSession:
     def wait(self, duration: timedelta) -> None:
         """Move the demo's clock forward, running each job whenever it falls due on the way
         (every 5 minutes of demo time at most, as the real scheduler's interval jobs would)."""
-        import bot.features  # noqa: F401  (registers every feature's @job)
-        from bot.jobs import JOBS, crontab_trigger
-
+        load("jobs")  # every feature's @job, as `iamwarden run` schedules them
         client = build_client(self.services)
         end = self.clock.now() + duration
         tz = self.services.config.schedule.timezone
@@ -435,9 +440,6 @@ def _jit_access_tour(s: DemoSession) -> None:
         s.click_label("Approve", user="U0BOB")
         s.command("/iam grants", user="U0ADA")
         s.click_label("Revoke", user="U0SAM")
-        from bot import access
-        from bot.access import REVOCATION_POLICY_NAME
-
         policy = s.services.aws.client("iam").get_role_policy(
             RoleName="prod-admin", PolicyName=REVOCATION_POLICY_NAME
         )["PolicyDocument"]
@@ -455,15 +457,15 @@ TOUR: list[Callable[[DemoSession], None]] = [
     lambda s: s.command("/iam help", user="U0ADA"),
     lambda s: s.command("/iam frobnicate", user="U0ADA"),
     # -- scan (issue: hygiene scan) --
-    lambda s: __import__("bot.scan", fromlist=["demo_tour"]).demo_tour(s),
+    scan.demo_tour,
     # -- queries: whoami-risks, can, who-can --
-    lambda s: __import__("handlers.queries", fromlist=["demo_tour"]).demo_tour(s),
+    handlers.queries.demo_tour,
     # -- digest --
-    lambda s: __import__("handlers.digest", fromlist=["demo_tour"]).demo_tour(s),
+    handlers.digest.demo_tour,
     # -- just-in-time access --
     lambda s: _jit_access_tour(s),
     # -- alerts --
-    lambda s: __import__("handlers.alerts", fromlist=["demo_tour"]).demo_tour(s),
+    handlers.alerts.demo_tour,
 ]
 
 CHAT_HELP = """Type /iam … to talk to the bot as the current person; a number clicks a button.
@@ -523,8 +525,7 @@ def chat_line(session: DemoSession, line: str) -> bool:
         else:
             session.wait(duration)
     elif line.startswith("deactivate "):
-        offboarding = __import__("handlers.offboarding", fromlist=["demo_deactivate"])
-        offboarding.demo_deactivate(session, line.removeprefix("deactivate ").strip())
+        handlers.offboarding.demo_deactivate(session, line.removeprefix("deactivate ").strip())
     elif line.isdigit():
         session.click(int(line))
     elif line.startswith("/"):

@@ -1,6 +1,6 @@
 """Wiring: the only place that knows both rooms. Builds the Bolt app and serves it.
 
-HTTP mode: a waitress WSGI server tuned for the internet (bot.http_server) in front of Bolt's WSGI adapter,
+HTTP mode: a waitress WSGI server tuned for the internet (iamwarden.http_server) in front of Bolt's WSGI adapter,
 serving ``POST /slack/events`` and ``GET /healthz``. Socket Mode when ``SLACK_APP_TOKEN`` is set,
 with ``/healthz`` still served for the container's health check.
 """
@@ -18,9 +18,16 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
-from bot.http_server import HttpServer
+from bot.jobs import start_background_jobs
+from bot.replay import SeenRequests
 from bot.services import Services
 from bot.settings import SettingsError
+from handlers import register_all
+from handlers.background import SlowWork
+from handlers.client import build_client
+from handlers.request_gate import RequestGate
+from iamwarden.features import load
+from iamwarden.http_server import HttpServer
 
 __all__ = ["Health", "HttpServer", "build_app", "build_client", "run", "wsgi_app"]
 
@@ -28,19 +35,6 @@ log = logging.getLogger(__name__)
 
 # Bolt's listener threads: they run listeners up to their ack and hand the rest to SlowWork.
 ACK_THREADS = 16
-
-
-def build_client(services: Services) -> WebClient:
-    """A WebClient that retries Slack's rate limits (honouring Retry-After), 5xx and dropped connections."""
-    # Inside a listener's slow work the retries stop at the work item's time budget (then the
-    # outbox takes over); in jobs they honour Retry-After as before.
-    from handlers.background import retry_handlers
-
-    settings = services.settings
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return WebClient(
-        token=token, base_url=settings.slack_api_url, timeout=15, retry_handlers=retry_handlers()
-    )
 
 
 class _DropWarningsWhileBuilding(logging.Filter):
@@ -59,8 +53,6 @@ def build_app(services: Services, *, client: WebClient | None = None) -> App:
             "SLACK_SIGNING_SECRET: is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
         )
     client = client or build_client(services)
-    from handlers.background import SlowWork
-
     # Two pools: Bolt's listener executor only ever acknowledges (listeners hand everything slow to
     # SlowWork), so a Web API call stuck on Slack's rate limit can never hold a thread an ack needs.
     services.extras.setdefault("slow_work", SlowWork())
@@ -102,8 +94,6 @@ def build_app(services: Services, *, client: WebClient | None = None) -> App:
             headers={"content-type": "application/json"},
         )
 
-    from handlers import register_all
-
     register_all(app, services)
     return app
 
@@ -144,9 +134,6 @@ def wsgi_app(app: App | None, health: Health) -> Callable:
     """WSGI: ``GET /healthz`` here, ``POST /slack/events`` through the request gate to Bolt's adapter."""
     bolt: Callable | None = None
     if app is not None:
-        from bot.replay import SeenRequests
-        from handlers.request_gate import RequestGate
-
         secret = health.services.settings.slack_signing_secret
         bolt = SlackRequestHandler(app)
         if secret is not None:
@@ -218,7 +205,7 @@ def run(services: Services) -> None:
     settings = services.settings
     verify_slack(services)
     app = build_app(services)
-    from bot.jobs import start_background_jobs
+    load("jobs")  # every feature's @job declarations, before the scheduler reads them
 
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler

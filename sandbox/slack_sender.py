@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from bot.sandbox.slack_api import load_fixture
+from sandbox.slack_api import load_fixture
 
 if TYPE_CHECKING:
-    from bot.sandbox.slack_api import FakeSlack
+    from sandbox.slack_api import FakeSlack
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

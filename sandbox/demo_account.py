@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.aws import AwsFactory
-from bot.sandbox.aws import DEFAULT_ACCOUNT, MotoSandbox, RootAccount
+from sandbox.aws import DEFAULT_ACCOUNT, MotoSandbox, RootAccount
 
 ACCOUNT_ID = DEFAULT_ACCOUNT
 VENDOR_ACCOUNT = "999988887777"
