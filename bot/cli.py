@@ -30,7 +30,7 @@ CLI_COMMANDS: dict[str, str] = {
     "policy": "bot.cli",
     "scan": "bot.scan",
     "checks": "bot.scan",
-    "digest": "handlers.digest",
+    "digest": "handlers.digest.cli",
     "check": "handlers.readiness",
 }
 CLI_MODULES: tuple[str, ...] = tuple(dict.fromkeys(m for m in CLI_COMMANDS.values() if m != "bot.cli"))
