@@ -34,9 +34,6 @@ HEADLINE_ACCOUNTS = 15
 NUDGE_ITEMS = 10
 
 
-# -- pure builders ------------------------------------------------------------------------------------
-
-
 def text_size(obj: Any) -> int:
     """Characters of every ``text`` string in the blocks (what Slack's msg_blocks_too_long counts)."""
     if isinstance(obj, list):
