@@ -45,7 +45,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "inventory",
         "the hygiene scan: collect each account's IAM, run the checks, store the findings",
-        jobs=("handlers.digest",),
+        jobs=("handlers.scan",),
         commands={"scan": "bot.scan", "checks": "bot.scan"},
         tables=("bot.findings",),
         checks=(
@@ -67,7 +67,7 @@ FEATURES: tuple[Feature, ...] = (
         "the daily digest and the nudges to owners",
         slack=("handlers.digest",),
         jobs=("handlers.digest",),
-        commands={"digest": "handlers.digest"},
+        commands={"digest": "handlers.digest.cli"},
         tables=("bot.digest",),
     ),
     Feature(

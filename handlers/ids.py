@@ -15,7 +15,7 @@ class ActionId(StrEnum):
     # -- queries / App Home (handlers/queries.py) --
     QUERIES_SHOW_RISKS = "queries_show_risks"
     QUERIES_SHOW_KEYS = "queries_show_keys"
-    # -- digest, nudges, offboarding (handlers/digest.py) --
+    # -- digest, nudges, offboarding (handlers/digest/) --
     DIGEST_SNOOZE = "digest_snooze"
     DIGEST_NOTIFY_OWNER = "digest_notify_owner"
     DIGEST_ACKNOWLEDGE = "digest_acknowledge"
@@ -43,7 +43,7 @@ class ActionId(StrEnum):
 
 
 class CallbackId(StrEnum):
-    # -- digest (handlers/digest.py) --
+    # -- digest (handlers/digest/) --
     DIGEST_SNOOZE_MODAL = "digest_snooze_modal"
     # -- just-in-time access (handlers/access/) --
     ACCESS_REQUEST_MODAL = "access_request_modal"
@@ -53,7 +53,7 @@ class CallbackId(StrEnum):
 
 
 class BlockId(StrEnum):
-    # -- digest (handlers/digest.py) --
+    # -- digest (handlers/digest/) --
     SNOOZE_REASON = "snooze_reason"
     SNOOZE_UNTIL = "snooze_until"
     # -- just-in-time access (handlers/access/) --

@@ -35,7 +35,7 @@ from tests.access.support import (
 )
 from tests.access.support import click as access_click
 from tests.conftest import ACCOUNT_ID
-from tests.test_digest import CHANNEL, buttons_in, click, csv_rows, headlines, texts, thread
+from tests.digest.support import CHANNEL, buttons_in, click, csv_rows, headlines, texts, thread
 
 
 def iam():
@@ -205,7 +205,7 @@ def iam_denies(monkeypatch):
 def test_access_denied_gets_a_clear_answer_in_slack(offboarding_bot, iam_denies):
     bot = offboarding_bot
     from bot.findings import save_snapshot
-    from tests.test_digest import finding
+    from tests.digest.support import finding
 
     dana = finding("OFFBOARDED_USER_ACTIVE", "dana", "critical", owner="U0DANA")
     save_snapshot(
