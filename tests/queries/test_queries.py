@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot import answers
+from bot import identity, queries
 from bot.app import build_client
 from bot.clock import FrozenClock
 from tests.aws_stubs import access_analyzer, analyzer_server  # noqa: F401, F811 - fixtures
@@ -102,7 +102,7 @@ def scanned_db(tmp_path_factory, moto_server, slack_server, analyzer_server):  #
         path = tmp_path_factory.mktemp("queries")
         services = make_services(path, slack_server, FrozenClock(NOW))
         seed(moto_server, services)
-        answers.refresh_directory(services, build_client(services))
+        identity.refresh_directory(services, build_client(services))
         run_scan(services)
         services.store.close()
     return path / "iamwarden.db"
@@ -257,12 +257,12 @@ def test_key_slots_handle_every_credential_report_placeholder():
         "access_key_2_last_used_service": "not_supported",
         "access_key_2_last_used_region": "no_information",
     }
-    first, second = answers.keys_from_row(ref, row)
+    first, second = queries.keys_from_row(ref, row)
     assert first.active and first.last_used is None and first.last_used_service is None
     assert not second.active and second.last_used is not None
     assert second.last_used_service is None and second.last_used_region is None
     assert (
-        answers.keys_from_row(ref, {"access_key_1_active": "false", "access_key_1_last_rotated": "N/A"}) == []
+        queries.keys_from_row(ref, {"access_key_1_active": "false", "access_key_1_last_rotated": "N/A"}) == []
     )
 
 
@@ -510,7 +510,7 @@ def test_home_for_an_unmapped_member_says_how_to_get_linked(world):
 
 
 def test_directory_refresh_pages_users_list_and_requests_never_call_it(bot, aws, access_analyzer):  # noqa: F811
-    count = answers.refresh_directory(bot.services, build_client(bot.services), page_size=2)
+    count = identity.refresh_directory(bot.services, build_client(bot.services), page_size=2).stored
     assert count >= len(MEMBERS)
     calls = bot.slack.calls_to("users.list")
     assert len(calls) == (count + 1) // 2 and calls[1].args.get("cursor")

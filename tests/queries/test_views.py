@@ -7,7 +7,11 @@ import io
 import json
 from datetime import timedelta
 
-from bot.answers import (
+from bot.app import build_client
+from bot.findings import Finding, Severity
+from bot.identity import PrincipalRef
+from bot.policy import PolicySource, evaluate, parse_policy
+from bot.queries import (
     AccessKeyInfo,
     FindingsFilter,
     FindingsReport,
@@ -18,10 +22,6 @@ from bot.answers import (
     WhoCan,
     findings_csv,
 )
-from bot.app import build_client
-from bot.findings import Finding, Severity
-from bot.identity import PrincipalRef
-from bot.policy import PolicySource, evaluate, parse_policy
 from bot.sandbox.slack_api import validate_message, validate_view
 from handlers.blocks import validate_blocks
 from handlers.commands import CommandIO
