@@ -37,7 +37,7 @@ from bot.queries.report import (
     known_check_ids,
     parse_findings_filter,
 )
-from bot.queries.risks import MemberRisks, member_risks, principal_findings
+from bot.queries.risks import MemberRisks, member_risks, principal_findings, principal_risks
 
 __all__ = [
     "CSV_COLUMNS",
@@ -70,6 +70,7 @@ __all__ = [
     "parse_findings_filter",
     "parse_time",
     "principal_findings",
+    "principal_risks",
     "resolve_principal",
     "who_can",
 ]

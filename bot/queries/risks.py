@@ -71,3 +71,17 @@ def principal_findings(
     arns = [p.arn for p in principals]
     found = findings_of(services.store, book.snapshot_ids, principal_arns=arns)
     return [f for f in found if not f.suppressed]
+
+
+def principal_risks(
+    services: Services, book: SnapshotBook, principals: list[PrincipalRef], *, asked_by: str
+) -> MemberRisks:
+    """The open findings of principals someone named (``/iam risks``), shaped as a member's risks
+    so they render alike; ``asked_by`` is the member who asked."""
+    return MemberRisks(
+        user_id=asked_by,
+        status="ok",
+        principals=principals,
+        findings=principal_findings(services, book, principals),
+        snapshots=book.snapshots,
+    )

@@ -13,7 +13,7 @@ import threading
 
 from bot import queries
 from bot.identity import PrincipalRef
-from bot.queries import BadAction, BadFilter, MemberNotMapped, MemberRisks, PrincipalNotFound, SnapshotBook
+from bot.queries import BadAction, BadFilter, MemberNotMapped, PrincipalNotFound, SnapshotBook
 from bot.scan import scan_accounts
 from bot.services import Services
 from handlers.blocks import Message, code, escape, section, truncate
@@ -123,10 +123,7 @@ def someone_risks(cmd: SlashCommand, io: CommandIO) -> Message:
     refs = _resolve(book, target, io)
     if isinstance(refs, Message):
         return refs
-    findings = queries.principal_findings(io.services, book, refs)
-    risks = MemberRisks(
-        user_id=cmd.user_id, status="ok", principals=refs, findings=findings, snapshots=book.snapshots
-    )
+    risks = queries.principal_risks(io.services, book, refs, asked_by=cmd.user_id)
     # Named from the snapshot, not from what was typed (a header is plain text: nothing to escape).
     names = ", ".join(dict.fromkeys(r.name for r in refs))
     message = risks_message(risks, title=truncate(f"IAM risks of {names}", 140), subject=names)
