@@ -30,7 +30,7 @@ from sandbox.aws import DUMMY_ENV
 os.environ.update(DUMMY_ENV)
 os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"
 
-from bot import answers  # noqa: E402
+from bot import identity, queries  # noqa: E402
 from bot.clock import FrozenClock  # noqa: E402
 from bot.findings import save_snapshot  # noqa: E402
 from bot.scan import run_checks  # noqa: E402
@@ -189,7 +189,7 @@ def main(requests: int = 500, users: int = 2000) -> None:
         size_mb = len(json.dumps(inventory)) / 1e6
 
         before = len(slack.calls)
-        members = answers.refresh_directory(services, build_client(services))
+        members = identity.refresh_directory(services, build_client(services)).stored
         directory_calls = len(slack.calls) - before
 
         app = build_app(services)
@@ -230,10 +230,10 @@ def main(requests: int = 500, users: int = 2000) -> None:
         print(
             f"AWS API calls while answering: {aws_calls} (AwsFactory counter total {services.aws.counter.total})"
         )
-        book = answers.current_book(services)
+        book = queries.current_book(services)
         for action in ("iam:PassRole", "s3:GetObject"):
             t0 = time.perf_counter()
-            result = answers.who_can(book, action)
+            result = queries.who_can(book, action)
             took = (time.perf_counter() - t0) * 1000
             print(
                 f"who-can {action} over {result.evaluated} principals: {took:.0f} ms ({len(result.allowed)} allowed)"

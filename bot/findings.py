@@ -19,12 +19,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 from pydantic import BaseModel, Field, computed_field
 
 from bot.store import Store, iso, migrations
+
+if TYPE_CHECKING:
+    from bot.checks.catalog import Check
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,20 @@ class Finding(BaseModel):
         over tens of thousands of findings read it many times)."""
         raw = "|".join([self.check_id, self.account_id, self.principal_arn or "", self.detail_key])
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+    @property
+    def check(self) -> Check | None:
+        """The catalog entry of this finding's check (its title, severity, risk, remediation and CIS
+        controls), looked up when asked (never stored); None for a check this version does not have."""
+        from bot.checks.catalog import CHECKS  # late: the catalog imports this module (checks make Findings)
+
+        return CHECKS.get(self.check_id)
+
+    @property
+    def risk(self) -> str:
+        """Why the finding matters, as its check says ("" when the catalog does not know the check)."""
+        check = self.check
+        return check.risk if check is not None else ""
 
     def public(self) -> dict[str, Any]:
         """One object of the findings JSON (the scripted contract). Escalation findings add

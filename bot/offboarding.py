@@ -366,7 +366,7 @@ def _row(services: Services, offboarding_id: int) -> dict[str, Any] | None:
 def holdings(services: Services, user_id: str) -> tuple[list[HeldUser], list[str], str | None]:
     """IAM users linked to the member that still have an active key or a console password, and the
     roles mapped to them, from the latest snapshots and the directory as it is now (no AWS call)."""
-    from bot.answers import current_book
+    from bot.queries import current_book
 
     book = current_book(services)
     users: list[HeldUser] = []

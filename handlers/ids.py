@@ -12,7 +12,7 @@ class ActionId(StrEnum):
     # Feature modules add members in their own section; each must have a listener
     # (tests/test_foundation.py::test_every_action_id_has_a_listener).
     HOME_REFRESH = "home_refresh"
-    # -- queries / App Home (handlers/queries.py) --
+    # -- queries / App Home (handlers/queries/) --
     QUERIES_SHOW_RISKS = "queries_show_risks"
     QUERIES_SHOW_KEYS = "queries_show_keys"
     # -- digest, nudges, offboarding (handlers/digest/) --

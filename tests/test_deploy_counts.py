@@ -8,8 +8,8 @@ import re
 
 import boto3
 
-from bot.answers import FindingsFilter, findings_report
 from bot.findings import FindingStatus, open_count
+from bot.queries import FindingsFilter, findings_report
 from bot.scan import scan_accounts, summary_line
 from handlers.queries import findings_message, scan_result_message
 
@@ -101,9 +101,9 @@ def test_a_members_check_that_could_not_evaluate_is_shown_but_not_counted_as_ope
     evaluate" and said beside the open count, never inside it."""
     from datetime import UTC, datetime
 
-    from bot.answers import MemberKeys, MemberRisks
     from bot.findings import Finding, Severity
     from bot.identity import PrincipalRef
+    from bot.queries import MemberKeys, MemberRisks
     from handlers.queries import home_blocks, risks_message
 
     def finding(check_id: str, severity: Severity, status: FindingStatus) -> Finding:

@@ -19,7 +19,7 @@ from bot.settings import Config
 from bot.store import Store
 from sandbox.slack_sender import SlackSender
 from tests.conftest import BOT_TOKEN, NOW, SIGNING_SECRET
-from tests.test_queries import block_text
+from tests.queries.test_queries import block_text
 
 INVENTORY = {
     "users": [

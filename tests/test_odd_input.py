@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from bot.answers import BadAction, check_action
+from bot.queries import BadAction, check_action
 from handlers.ids import ActionId, CallbackId
 from handlers.models import BlockAction, SlashCommand, ViewSubmission
 

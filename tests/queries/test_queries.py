@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot import answers
+from bot import identity
 from bot.clock import FrozenClock
 from handlers.client import build_client
 from tests.aws_stubs import access_analyzer, analyzer_server  # noqa: F401, F811 - fixtures
@@ -102,7 +102,7 @@ def scanned_db(tmp_path_factory, moto_server, slack_server, analyzer_server):  #
         path = tmp_path_factory.mktemp("queries")
         services = make_services(path, slack_server, FrozenClock(NOW))
         seed(moto_server, services)
-        answers.refresh_directory(services, build_client(services))
+        identity.refresh_directory(services, build_client(services))
         run_scan(services)
         services.store.close()
     return path / "iamwarden.db"
@@ -239,31 +239,6 @@ def test_keys_for_unmapped_and_clean_members(world):
 def test_keys_malformed_input_gets_usage_and_never_pings(world):
     text = block_text(world.command("U0ALICE", "keys <!here>").json())
     assert "Usage: " in text and "<!here>" not in text
-
-
-def test_key_slots_handle_every_credential_report_placeholder():
-    from bot.identity import PrincipalRef
-
-    ref = PrincipalRef(ACCOUNT_ID, ALICE_ARN, "alice", "user")
-    row = {
-        "access_key_1_active": "true",
-        "access_key_1_last_rotated": "2026-01-01T00:00:00+00:00",
-        "access_key_1_last_used_date": "N/A",
-        "access_key_1_last_used_service": "N/A",
-        "access_key_1_last_used_region": "N/A",
-        "access_key_2_active": "false",
-        "access_key_2_last_rotated": "2025-01-01T00:00:00+00:00",
-        "access_key_2_last_used_date": "2025-02-01T00:00:00+00:00",
-        "access_key_2_last_used_service": "not_supported",
-        "access_key_2_last_used_region": "no_information",
-    }
-    first, second = answers.keys_from_row(ref, row)
-    assert first.active and first.last_used is None and first.last_used_service is None
-    assert not second.active and second.last_used is not None
-    assert second.last_used_service is None and second.last_used_region is None
-    assert (
-        answers.keys_from_row(ref, {"access_key_1_active": "false", "access_key_1_last_rotated": "N/A"}) == []
-    )
 
 
 # --------------------------------------------------------------------------- findings (security team)
@@ -510,7 +485,7 @@ def test_home_for_an_unmapped_member_says_how_to_get_linked(world):
 
 
 def test_directory_refresh_pages_users_list_and_requests_never_call_it(bot, aws, access_analyzer):  # noqa: F811
-    count = answers.refresh_directory(bot.services, build_client(bot.services), page_size=2)
+    count = identity.refresh_directory(bot.services, build_client(bot.services), page_size=2).stored
     assert count >= len(MEMBERS)
     calls = bot.slack.calls_to("users.list")
     assert len(calls) == (count + 1) // 2 and calls[1].args.get("cursor")

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import answers, identity
+from bot import identity, queries
 from bot.findings import Finding, Severity, latest_snapshots, save_snapshot
 from handlers.client import build_client
 from tests.conftest import ACCOUNT_ID, NOW
-from tests.test_queries import block_text
+from tests.queries.test_queries import block_text
 
 SNAPSHOTS = 10
 
@@ -50,15 +50,15 @@ def _entries_for(cache: dict, store) -> list[tuple]:
 
 
 def test_ten_snapshots_answered_in_one_process_keep_one_book_and_one_identity_map(bot):
-    answers.refresh_directory(bot.services, build_client(bot.services))
+    identity.refresh_directory(bot.services, build_client(bot.services))
     for n in range(1, SNAPSHOTS + 1):
         snapshot_id = _store_snapshot(bot.store, n)
         text = block_text(bot.command("U0ALICE", "whoami-risks").json())
         # Answered from the newest snapshot, not a cached older one…
         assert f"alice-{n}`" in text and f"alice-{n - 1}`" not in text
         # …and the caches hold that snapshot only: the superseded ones were let go.
-        assert answers.cached_book_count() <= answers.MAX_BOOKS
-        books = [entry for owner, entry in answers._BOOKS.items() if owner[1] == str(bot.store.path)]
+        assert queries.cached_book_count() <= queries.MAX_BOOKS
+        books = [entry for owner, entry in queries.book._BOOKS.items() if owner[1] == str(bot.store.path)]
         assert [key for key, _ in books] == [((snapshot_id,),)]
         assert len(identity._CACHE) <= identity.MAX_IDENTITY_MAPS
         assert [key[2] for key in _entries_for(identity._CACHE, bot.store)] == [(snapshot_id,)]
@@ -66,21 +66,21 @@ def test_ten_snapshots_answered_in_one_process_keep_one_book_and_one_identity_ma
 
 
 def test_a_directory_change_replaces_the_identity_map_instead_of_adding_one(bot):
-    answers.refresh_directory(bot.services, build_client(bot.services))
+    identity.refresh_directory(bot.services, build_client(bot.services))
     _store_snapshot(bot.store, 1)
     assert "alice-1`" in block_text(bot.command("U0ALICE", "whoami-risks").json())
     before = _entries_for(identity._CACHE, bot.store)
     bot.slack.add_user("U0CAROL", name="carol", email="carol@example.com")
-    answers.refresh_directory(bot.services, build_client(bot.services))
+    identity.refresh_directory(bot.services, build_client(bot.services))
     assert "alice-1`" in block_text(bot.command("U0ALICE", "whoami-risks").json())
     after = _entries_for(identity._CACHE, bot.store)
     assert len(before) == len(after) == 1 and before != after
 
 
 def test_many_databases_in_one_process_stay_within_the_bounds(make_bot, tmp_path):
-    for i in range(answers.MAX_BOOKS + 3):
+    for i in range(queries.MAX_BOOKS + 3):
         other = make_bot(db=tmp_path / f"db{i}.db")
         _store_snapshot(other.store, i)
         assert other.command("U0ALICE", "whoami-risks").status == 200
-        assert answers.cached_book_count() <= answers.MAX_BOOKS
+        assert queries.cached_book_count() <= queries.MAX_BOOKS
         assert len(identity._CACHE) <= identity.MAX_IDENTITY_MAPS

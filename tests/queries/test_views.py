@@ -7,7 +7,10 @@ import io
 import json
 from datetime import timedelta
 
-from bot.answers import (
+from bot.findings import Finding, Severity
+from bot.identity import PrincipalRef
+from bot.policy import PolicySource, evaluate, parse_policy
+from bot.queries import (
     AccessKeyInfo,
     FindingsFilter,
     FindingsReport,
@@ -18,9 +21,6 @@ from bot.answers import (
     WhoCan,
     findings_csv,
 )
-from bot.findings import Finding, Severity
-from bot.identity import PrincipalRef
-from bot.policy import PolicySource, evaluate, parse_policy
 from handlers.blocks import validate_blocks
 from handlers.client import build_client
 from handlers.commands import CommandIO

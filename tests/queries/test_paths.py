@@ -9,7 +9,7 @@ from bot.findings import Finding, Severity
 from bot.identity import PrincipalRef
 from handlers.queries import paths_message
 from tests.conftest import ACCOUNT_ID
-from tests.test_queries import block_text, run_scan
+from tests.queries.test_queries import block_text, run_scan
 
 ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
 
