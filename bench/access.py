@@ -27,7 +27,7 @@ from bot.access.revocation import denied_identities
 from bot.access.sessions import source_identity
 from bot.app import Health, HttpServer, build_app, build_client, wsgi_app
 from bot.clock import FrozenClock
-from bot.federation import FederationStandIn
+from bot.identity import FederationStandIn
 from bot.sandbox.aws import MotoSandbox
 from bot.sandbox.slack_api import FakeSlack
 from bot.sandbox.slack_sender import SlackSender

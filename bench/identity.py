@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     from bot.sandbox.slack_sender import SlackSender
     from bot.services import Services
     from bot.settings import Config, load_settings
-    from handlers.directory import refresh_directory
+    from handlers.identity import refresh_directory
 
     slack = FakeSlack(bot_token=TOKEN).start()
     leaver_ids = [f"U1LEAVER{i:04d}" for i in range(leavers)]

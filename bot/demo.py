@@ -107,7 +107,7 @@ class DemoSession:
         # end, digest, alerts), instead of waiting an hour.
         self.clock = FrozenClock(datetime.now().astimezone().replace(microsecond=0))
         self.services = Services.from_settings(settings, clock=self.clock)
-        from bot.federation import FederationStandIn
+        from bot.identity import FederationStandIn
 
         # Console links come from a loopback stand-in for AWS's federation endpoint (no network).
         self.federation = FederationStandIn().start()
@@ -118,7 +118,7 @@ class DemoSession:
         self.sender = SlackSender(self.server.url + "/slack/events", SIGNING_SECRET, fake_slack=self.slack)
         self._seen = len(self.slack.calls)
         # Like `iamwarden run`, the demo knows who is who before the first answer (tour and chat).
-        __import__("handlers.offboarding", fromlist=["demo_cache_directory"]).demo_cache_directory(self)
+        __import__("handlers.identity", fromlist=["demo_cache_directory"]).demo_cache_directory(self)
         return self
 
     def stop(self) -> None:
@@ -523,8 +523,8 @@ def chat_line(session: DemoSession, line: str) -> bool:
         else:
             session.wait(duration)
     elif line.startswith("deactivate "):
-        offboarding = __import__("handlers.offboarding", fromlist=["demo_deactivate"])
-        offboarding.demo_deactivate(session, line.removeprefix("deactivate ").strip())
+        offboarding = __import__("handlers.identity", fromlist=["demo_deactivate"])
+        offboarding.demo_deactivate(session, line.removeprefix("deactivate ").strip(), PEOPLE)
     elif line.isdigit():
         session.click(int(line))
     elif line.startswith("/"):

@@ -2,4 +2,4 @@
 
 import handlers.access  # noqa: F401,E402  (just-in-time access: access-sweep job)
 import handlers.alerts  # noqa: F401,E402  (alerts: alerts-poll and alerts-actor-timeouts jobs)
-import handlers.directory  # noqa: F401,E402  (identity: directory-refresh and offboarding-sweep jobs)
+import handlers.identity  # noqa: F401,E402  (identity: directory-refresh and offboarding-sweep jobs)

@@ -28,7 +28,7 @@ migrations = Migrations("iamwarden")
 BUSY_TIMEOUT_MS = 30000
 
 # Modules that declare tables with @migrations(); imported before migrating so every table exists.
-SCHEMA_MODULES = ("bot.findings", "bot.digest", "bot.alerts", "bot.access", "bot.replay", "bot.offboarding")
+SCHEMA_MODULES = ("bot.findings", "bot.digest", "bot.alerts", "bot.access", "bot.replay", "bot.identity")
 
 
 def utcnow() -> datetime:

@@ -16,7 +16,7 @@ MODULES = (
     "handlers.digest",
     "handlers.access",
     "handlers.alerts",
-    "handlers.offboarding",
+    "handlers.identity",
 )
 
 

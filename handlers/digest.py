@@ -47,12 +47,12 @@ from handlers.blocks import (
     truncate,
 )
 from handlers.commands import CommandIO
-from handlers.directory import DirectoryError
+from handlers.identity import DirectoryError
 from handlers.ids import ActionId, BlockId, CallbackId
 from handlers.models import BlockAction, ViewSubmission
 
 if TYPE_CHECKING:
-    from bot.offboarding import DisableResult
+    from bot.identity import DisableResult
 
 log = logging.getLogger(__name__)
 
@@ -783,7 +783,7 @@ def run_disable_access(
     """The confirmed Disable access click (after ack and the security-team check): deactivate the
     user's keys and delete its password, say what changed in the clicked message's thread and to
     the clicker. Returns bot.offboarding's DisableResult, or None when it failed (already told)."""
-    from bot.offboarding import OffboardingError, disable_access, factory_for_account
+    from bot.identity import OffboardingError, disable_access, factory_for_account
 
     try:
         result = disable_access(
@@ -1163,7 +1163,7 @@ def demo_tour(session: Any) -> None:
     team) uses Disable access on Dana, who left (deactivated in Slack) with an active access key."""
     from bot.app import build_client
     from bot.scan import scan_accounts
-    from handlers.directory import refresh_directory
+    from handlers.identity import refresh_directory
 
     services = session.services
     client = build_client(services)

@@ -978,7 +978,7 @@ def demo_tour(s: Any) -> None:
 
     s.say("\nAsking the bot: every answer comes from the latest scan, in the ack, with no AWS call.")
     if directory_refreshed_at(s.services.store) is None:
-        from handlers.directory import refresh_directory
+        from handlers.identity import refresh_directory
 
         count = refresh_directory(s.services, s.app.client)
         s.say(f"  (the directory job cached {count} Slack members with users.list)")

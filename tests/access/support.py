@@ -12,7 +12,7 @@ import boto3
 
 from bot import access
 from bot.app import build_client
-from bot.federation import FederationStandIn
+from bot.identity import FederationStandIn
 from handlers.ids import ActionId
 from tests.conftest import ACCOUNT_ID, DEFAULT_CONFIG
 
