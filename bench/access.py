@@ -26,7 +26,7 @@ from bot.access.model import REVOCATION_POLICY_NAME
 from bot.access.revocation import denied_identities
 from bot.access.sessions import source_identity
 from bot.clock import FrozenClock
-from bot.federation import FederationStandIn
+from bot.identity import FederationStandIn
 from bot.services import Services
 from bot.settings import Config, load_settings
 from bot.store import iso

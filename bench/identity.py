@@ -3,7 +3,7 @@
 Run by hand: ``.venv/bin/python -m bench.identity [MEMBERS] [LEAVERS]`` (defaults 20000, 10).
 
 1. **Directory refresh**: the local Slack server holds MEMBERS members; the bot's own refresh
-   (``handlers.directory.refresh_directory``: ``users.list`` paged by 200 through the production
+   (``handlers.identity.refresh_directory``: ``users.list`` paged by 200 through the production
    WebClient, stored in one SQLite transaction, offboarding sweep after) runs three times. Printed:
    seconds per refresh, pages, and how long the next answer-time identity look-up takes after the
    directory changed (the identity map is rebuilt once per directory version).
@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
     from bot.identity import identity_from_store
     from bot.services import Services
     from bot.settings import Config, load_settings
-    from handlers.directory import refresh_directory
+    from handlers.identity import refresh_directory
     from iamwarden.app import Health, HttpServer, build_app, build_client, wsgi_app
     from sandbox.slack_api import FakeSlack
     from sandbox.slack_sender import SlackSender

@@ -87,9 +87,9 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "identity",
         "who is who (the Slack directory) and offboarding",
-        slack=("handlers.offboarding",),
-        jobs=("handlers.directory", "handlers.offboarding"),
-        tables=("bot.offboarding",),
+        slack=("handlers.identity",),
+        jobs=("handlers.identity",),
+        tables=("bot.identity",),
     ),
     Feature(
         "readiness",

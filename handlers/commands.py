@@ -58,7 +58,7 @@ class CommandIO:
         handles = [h for h in team if h.startswith("@") or h.startswith("S")]
         if not handles:
             return False
-        from handlers.directory import usergroup_members  # late import: optional feature module
+        from handlers.identity import usergroup_members  # late: handlers.identity imports this module
 
         return any(
             user_id in usergroup_members(self.client, self.services, h, strict=strict) for h in handles
@@ -71,7 +71,7 @@ class CommandIO:
         if user_id in team:
             return True
         handles = [h for h in team if h.startswith("@") or h.startswith("S")]
-        from handlers.directory import cached_usergroup_members  # late import, as above
+        from handlers.identity import cached_usergroup_members  # late, as above
 
         unknown = False
         for handle in handles:

@@ -71,7 +71,7 @@ def slack_rows(settings: Settings) -> list[Row]:
 def approver_rows(settings: Settings, client: object) -> list[Row]:
     """Each role's approvers as Slack resolves them (groups expanded): enough people to give
     ``approvals_required`` approvals, and every @group exists. The security team's groups too."""
-    from handlers.directory import DirectoryError, usergroup_members
+    from handlers.identity import DirectoryError, usergroup_members
 
     cache_key = SimpleNamespace()  # usergroup_members caches per object: one per check run
     rows: list[Row] = []

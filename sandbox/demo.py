@@ -22,12 +22,12 @@ from typing import TextIO
 
 import handlers.alerts
 import handlers.digest
-import handlers.offboarding
+import handlers.identity
 import handlers.queries
 from bot import access, scan
 from bot.access import REVOCATION_POLICY_NAME
 from bot.clock import FrozenClock
-from bot.federation import FederationStandIn
+from bot.identity import FederationStandIn
 from bot.jobs import JOBS, crontab_trigger
 from bot.services import Services
 from bot.settings import Config, load_settings, parse_duration
@@ -125,7 +125,7 @@ class DemoSession:
         self.sender = SlackSender(self.server.url + "/slack/events", SIGNING_SECRET, fake_slack=self.slack)
         self._seen = len(self.slack.calls)
         # Like `iamwarden run`, the demo knows who is who before the first answer (tour and chat).
-        handlers.offboarding.demo_cache_directory(self)
+        handlers.identity.demo_cache_directory(self)
         return self
 
     def stop(self) -> None:
@@ -525,7 +525,7 @@ def chat_line(session: DemoSession, line: str) -> bool:
         else:
             session.wait(duration)
     elif line.startswith("deactivate "):
-        handlers.offboarding.demo_deactivate(session, line.removeprefix("deactivate ").strip())
+        handlers.identity.demo_deactivate(session, line.removeprefix("deactivate ").strip(), PEOPLE)
     elif line.isdigit():
         session.click(int(line))
     elif line.startswith("/"):

@@ -99,7 +99,7 @@ def slack_server() -> Iterator[FakeSlack]:
 
 @pytest.fixture
 def slack(slack_server: FakeSlack) -> Iterator[FakeSlack]:
-    from handlers.directory import clear_cache
+    from handlers.identity import clear_cache
 
     slack_server.reset(users=True)
     for user_id, (name, email) in MEMBERS.items():

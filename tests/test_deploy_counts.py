@@ -57,7 +57,7 @@ def test_scan_findings_digest_and_app_home_agree_on_the_open_count(bot):
     not evaluate are said as such, never counted."""
     from handlers.client import build_client
     from handlers.digest import post_digest
-    from handlers.directory import refresh_directory
+    from handlers.identity import refresh_directory
 
     iam = boto3.client("iam", region_name="us-east-1")
     iam.create_user(UserName="alice", Tags=[{"Key": "email", "Value": "alice@example.com"}])

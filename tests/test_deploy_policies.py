@@ -314,7 +314,7 @@ def _trust_bot() -> str:
 
 @pytest.fixture
 def federation():
-    from bot.federation import FederationStandIn
+    from bot.identity import FederationStandIn
 
     stand_in = FederationStandIn().start()
     yield stand_in
@@ -400,7 +400,7 @@ def test_jit_without_its_policy_is_refused_cleanly_naming_the_policy_file(
 def test_offboarding_disables_access_under_enforcement_and_is_refused_without_its_policy(
     enforced, as_bot, tmp_path
 ):
-    from bot.offboarding import OffboardingError, disable_access
+    from bot.identity import OffboardingError, disable_access
     from bot.store import Store
 
     populate_account(enforced)

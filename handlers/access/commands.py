@@ -28,7 +28,7 @@ from handlers.blocks import (
     section,
 )
 from handlers.commands import CommandIO, UserError, subcommand
-from handlers.directory import DirectoryError
+from handlers.identity import DirectoryError
 from handlers.ids import ActionId
 from handlers.models import SlashCommand
 

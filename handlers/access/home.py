@@ -19,8 +19,8 @@ from handlers.blocks import (
     mention,
     section,
 )
-from handlers.directory import usergroup_members
 from handlers.home import HOME_SECTIONS
+from handlers.identity import usergroup_members
 from handlers.ids import ActionId
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from handlers.blocks import (
     section,
 )
 from handlers.commands import CommandIO, UserError
-from handlers.directory import DirectoryError
+from handlers.identity import DirectoryError
 from handlers.ids import ActionId, BlockId, CallbackId
 from handlers.models import BlockAction, ViewSubmission
 

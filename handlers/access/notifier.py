@@ -12,7 +12,7 @@ from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from bot import access
 from bot.access import AccessRequest, IssuedCredentials, intents, outbox
 from bot.access.notifier import AlertFailed
-from bot.federation import FederationError, signin_url
+from bot.identity import FederationError, signin_url
 from bot.services import Services
 from handlers.access.views import credentials_message, request_message, when
 from handlers.blocks import (
@@ -25,7 +25,7 @@ from handlers.blocks import (
     section,
 )
 from handlers.commands import UserError
-from handlers.directory import DirectoryError, member_is_active, usergroup_members
+from handlers.identity import DirectoryError, member_is_active, usergroup_members
 from handlers.ids import ActionId
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def active_port(client: WebClient, services: Services) -> Callable[[str], bool]:
     """The access intents' "is this member still active?" port: Slack's users.info (cached a
-    minute) and no open offboarding; fails closed (``handlers.directory.member_is_active``)."""
+    minute) and no open offboarding; fails closed (``handlers.identity.member_is_active``)."""
     return lambda user_id: member_is_active(client, services, user_id)
 
 

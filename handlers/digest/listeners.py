@@ -15,14 +15,14 @@ from slack_sdk.errors import SlackApiError
 from bot import digest as digests
 from bot.digest import Digest, DigestError
 from bot.findings import Finding
-from bot.offboarding import DisableResult, OffboardingError, disable_access, factory_for_account
+from bot.identity import DisableResult, OffboardingError, disable_access, factory_for_account
 from bot.services import Services
 from handlers.background import ack_then, retry_hint, slow_work
 from handlers.blocks import Message, context, escape, mention, section, truncate
 from handlers.commands import CommandIO
 from handlers.digest.delivery import digest_channel, owners_for
 from handlers.digest.views import _principal, finding_item, owner_dm, snooze_modal
-from handlers.directory import DirectoryError
+from handlers.identity import DirectoryError
 from handlers.ids import ActionId, BlockId, CallbackId
 from handlers.models import BlockAction, ViewSubmission
 
@@ -73,7 +73,7 @@ def run_disable_access(
 ) -> DisableResult | None:
     """The confirmed Disable access click (after ack and the security-team check): deactivate the
     user's keys and delete its password, say what changed in the clicked message's thread and to
-    the clicker. Returns bot.offboarding's DisableResult, or None when it failed (already told)."""
+    the clicker. Returns bot.identity's DisableResult, or None when it failed (already told)."""
     try:
         result = disable_access(
             factory_for_account(services, account_id),

@@ -7,7 +7,7 @@ from typing import Any
 from bot.scan import scan_accounts
 from handlers.client import build_client
 from handlers.digest.delivery import post_digest
-from handlers.directory import refresh_directory
+from handlers.identity import refresh_directory
 
 
 def demo_tour(session: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.findings import latest_snapshots
 from bot.identity import directory_refreshed_at
-from handlers.directory import refresh_directory
+from handlers.identity import refresh_directory
 
 
 def demo_tour(s: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.federation import FederationStandIn
+from bot.identity import FederationStandIn
 from tests.access.support import AssumeRoleLog, create_role, make_config
 
 

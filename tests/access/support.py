@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 
 from bot import access
-from bot.federation import FederationStandIn
+from bot.identity import FederationStandIn
 from handlers.client import build_client
 from handlers.ids import ActionId
 from tests.conftest import ACCOUNT_ID, DEFAULT_CONFIG

@@ -20,7 +20,7 @@ import pytest
 
 from bot import access
 from handlers import access as access_handlers
-from handlers.directory import clear_cache
+from handlers.identity import clear_cache
 from handlers.ids import ActionId, BlockId, CallbackId
 from tests.access.support import (
     APPROVALS,

@@ -1,6 +1,6 @@
-"""Slack directory look-ups the handlers need: user groups and members, cached briefly; the
-directory-refresh job (which also offboards members it finds deactivated); and
-``member_is_active``, asked before credentials are issued or an approval is counted.
+"""Slack directory look-ups every feature's handlers need: user groups and members, cached briefly,
+and ``member_is_active``, asked before credentials are issued or an approval is counted. (The
+cached ``users.list`` directory is ``bot.identity.directory``; its job is ``handlers.identity.jobs``.)
 
 ``usergroups.*`` and ``users.*`` are rate-limited tiers: never call them per keystroke.
 """
@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.jobs import job
+from bot.identity import is_offboarded
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -97,8 +96,6 @@ def member_is_active(client: WebClient, services: Services, user_id: str) -> boo
     """True only when Slack confirms ``user_id`` is an active member (``users.info``, cached a
     minute at most) and no offboarding of theirs is open. Fails closed: when Slack cannot answer,
     the answer is False (no credentials and no counted approval on a guess)."""
-    from bot.offboarding import is_offboarded
-
     if is_offboarded(services, user_id):
         return False
     key = (id(services), user_id)
@@ -119,41 +116,3 @@ def member_is_active(client: WebClient, services: Services, user_id: str) -> boo
     with _lock:
         _active_cache[key] = (now, active)
     return active
-
-
-# --------------------------------------------------------------------------- the directory job
-
-# The job wakes every few minutes but calls users.list only when the cache is stale: a new
-# deployment gets its directory within minutes instead of after the first full interval. It also
-# runs once before ``iamwarden run`` serves, so the first answer already knows who is who.
-_DIRECTORY_CHECK_SECONDS = 300.0
-
-
-def refresh_directory(services: Services, client: WebClient, *, page_size: int = 200) -> int:
-    """Cache the directory now (paged users.list), then offboard members it found deactivated.
-    Returns how many members were stored. Raises bot.identity.DirectoryUnavailable."""
-    from bot import identity
-
-    changes = identity.refresh_directory(services, client, page_size=page_size)
-    from handlers.offboarding import sweep_offboardings  # offboarding builds on the directory
-
-    sweep_offboardings(services, client)
-    return changes.stored
-
-
-@job(
-    "directory-refresh",
-    every_seconds=lambda s: min(
-        _DIRECTORY_CHECK_SECONDS, s.config.identity.directory_refresh.total_seconds()
-    ),
-    at_start=True,
-)
-def directory_refresh_job(services: Services, client: Any) -> None:
-    from bot.identity import DirectoryUnavailable, directory_is_stale
-
-    if not directory_is_stale(services):
-        return
-    try:
-        refresh_directory(services, client)
-    except DirectoryUnavailable as exc:
-        log.warning("%s; the cached directory stays in use and the job retries", exc)

@@ -1,4 +1,5 @@
-"""Slack member ↔ IAM principal mapping: explicit config wins, else the email tag."""
+"""The Slack directory end to end: cached before `iamwarden run` serves, refreshed by the job, one
+member at a time from user_change, and read (or said to be missing) by `iamwarden scan`."""
 
 from __future__ import annotations
 
@@ -14,67 +15,13 @@ from pathlib import Path
 import boto3
 
 from bot.findings import latest_snapshots
-from bot.identity import IdentityMap, identity_from_store, slack_member, store_directory
-from bot.settings import Config
-from bot.store import Store
 from sandbox.slack_sender import SlackSender
-from tests.conftest import BOT_TOKEN, NOW, SIGNING_SECRET
-from tests.queries.test_queries import block_text
-
-INVENTORY = {
-    "users": [
-        {
-            "UserName": "alice",
-            "Arn": "arn:aws:iam::123456789012:user/alice",
-            "Tags": [{"Key": "email", "Value": "Alice@Example.com"}],
-        },
-        {
-            "UserName": "bob",
-            "Arn": "arn:aws:iam::123456789012:user/bob",
-            "Tags": [{"Key": "email", "Value": "bob@example.com"}],
-        },
-        {"UserName": "svc", "Arn": "arn:aws:iam::123456789012:user/svc", "Tags": []},
-    ],
-    "roles": [{"RoleName": "ops", "Arn": "arn:aws:iam::123456789012:role/ops"}],
-}
-MEMBERS = [
-    {"id": "U1", "name": "alice", "profile": {"email": "alice@example.com"}},
-    {"id": "U2", "name": "bob", "profile": {"email": "bob@example.com"}, "deleted": True},
-    {"id": "U3", "name": "carol", "profile": {"email": "carol@example.com"}},
-]
-
-
-def test_email_tag_maps_members_case_insensitively(tmp_path):
-    store = Store(tmp_path / "i.db")
-    assert store_directory(store, MEMBERS, NOW) == 3
-    ids = IdentityMap.build(Config(), store, {"123456789012": INVENTORY})
-    assert [p.name for p in ids.principals_of("U1")] == ["alice"]
-    assert ids.owner_of("arn:aws:iam::123456789012:user/bob") == "U2"
-    assert ids.is_deactivated("U2") and not ids.is_deactivated("U1")
-    assert ids.owner_of("arn:aws:iam::123456789012:user/svc") is None
-    assert slack_member(store, "U3")["email"] == "carol@example.com"
-
-
-def test_explicit_map_wins_over_tags(tmp_path):
-    store = Store(tmp_path / "i.db")
-    store_directory(store, MEMBERS, NOW)
-    config = Config.model_validate(
-        {"identity": {"map": {"U3": ["alice", "arn:aws:iam::123456789012:role/ops"]}}}
-    )
-    ids = IdentityMap.build(config, store, {"123456789012": INVENTORY})
-    assert ids.owner_of("arn:aws:iam::123456789012:user/alice") == "U3"
-    assert {p.name for p in ids.principals_of("U3")} == {"alice", "ops"}
-    assert ids.principals_of("U1") == []
-
-
-def test_identity_from_store_without_snapshots_is_empty(tmp_path):
-    store = Store(tmp_path / "i.db")
-    assert identity_from_store(Config(), store).principals_of("U1") == []
-
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET
+from tests.test_queries import block_text
 
 # --------------------------------------------------------------------------- real parts: run, scan, answers
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -146,7 +93,7 @@ def test_fresh_run_caches_the_directory_before_healthy_and_the_first_answer_afte
 
 def test_tagged_user_links_after_a_directory_refresh_without_a_new_scan(bot, slack, aws):
     from bot.scan import scan_accounts
-    from handlers.directory import refresh_directory
+    from handlers.identity import refresh_directory
 
     iam = boto3.client("iam", region_name="us-east-1")
     iam.create_user(UserName="carol", Tags=[{"Key": "email", "Value": "Carol@Example.com"}])
@@ -181,7 +128,7 @@ def test_a_user_change_event_updates_links_on_the_next_answer(bot, slack, aws):
     """One member's change (an email fixed in Slack) shows on the next answer: no refresh, no scan."""
     from bot.scan import scan_accounts
     from handlers.client import build_client
-    from handlers.directory import refresh_directory
+    from handlers.identity import refresh_directory
 
     iam = boto3.client("iam", region_name="us-east-1")
     iam.create_user(UserName="bob-iam", Tags=[{"Key": "email", "Value": "robert@example.com"}])

@@ -1,20 +1,15 @@
 """Offboarding: when a Slack member leaves, end their access at once and tell security what is left.
 
-Two halves:
-
-- **Detection and access end** (``claim`` … ``process``). A member is *detected* deactivated by
-  Slack's ``user_change`` event, or by a directory refresh (events missed while the bot was down).
-  Detection is claimed in SQLite (one open ``offboardings`` row per member: a unique index), so the
-  same event delivered twice, two instances, or an event and a refresh act once. Processing ends
-  every live just-in-time grant of the member through the access lifecycle's revocation (the role's
-  inline deny on their SourceIdentity stops live sessions) and withdraws their pending requests and
-  extensions, then posts ONE alert to the security channel naming what the member still holds. Each
-  step is a conditional update, so a crash mid-way is finished by the sweep, never repeated. A
-  member who is reactivated is not re-granted anything: the row is closed, the access stays ended.
-- **Disable access**: cut an IAM user's long-lived credentials off, and say exactly what changed.
-  Deactivates every active access key (keys stay, so the change can be undone and investigated) and
-  deletes the console login profile. Needs the opt-in permissions ``iam:ListAccessKeys``,
-  ``iam:UpdateAccessKey`` and ``iam:DeleteLoginProfile`` (``policies/offboarding.json``).
+A member is *detected* deactivated by Slack's ``user_change`` event, or by a directory refresh
+(events missed while the bot was down). Detection is claimed in SQLite (one open ``offboardings``
+row per member: a unique index), so the same event delivered twice, two instances, or an event and
+a refresh act once. Processing ends every live just-in-time grant of the member through the access
+lifecycle's revocation (the role's inline deny on their SourceIdentity stops live sessions) and
+withdraws their pending requests and extensions, then posts ONE alert to the security channel
+naming what the member still holds. Each step is a conditional update, so a crash mid-way is
+finished by the sweep, never repeated. A member who is reactivated is not re-granted anything: the
+row is closed, the access stays ended. Cutting off what they still hold in IAM is
+``bot.identity.disable``.
 """
 
 from __future__ import annotations
@@ -25,168 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-import sqlite_utils
-from botocore.exceptions import BotoCoreError, ClientError
-
 from bot.access.intents import end_all_access_of
-from bot.aws import AwsFactory, describe_aws_error, error_code, is_access_denied
+from bot.identity.directory import DirectoryChanges, slack_error_text, slack_member, store_member
 from bot.services import Services
-from bot.store import iso, migrations
+from bot.store import iso
 
 log = logging.getLogger(__name__)
-
-
-class OffboardingError(Exception):
-    """Disable access could not be done; the message is one true sentence for a person."""
-
-    def __init__(self, message: str, *, result: DisableResult | None = None):
-        super().__init__(message)
-        self.result = result  # what had already changed before the failure, if anything
-
-
-@dataclass
-class DisableResult:
-    account_id: str
-    user_name: str
-    keys_deactivated: list[str] = field(default_factory=list)
-    keys_already_inactive: list[str] = field(default_factory=list)
-    login_profile_deleted: bool = False
-    had_login_profile: bool = False
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.keys_deactivated or self.login_profile_deleted)
-
-    def describe(self) -> str:
-        """Exactly what changed, in one or two sentences."""
-        parts = []
-        if self.keys_deactivated:
-            keys = ", ".join(self.keys_deactivated)
-            parts.append(f"deactivated access key{'s' if len(self.keys_deactivated) > 1 else ''} {keys}")
-        if self.login_profile_deleted:
-            parts.append("deleted the console password (login profile)")
-        if not parts:
-            return f"Nothing to change: IAM user {self.user_name} had no active access key and no console password."
-        text = f"IAM user {self.user_name} in {self.account_id}: " + " and ".join(parts) + "."
-        if self.keys_already_inactive:
-            text += f" Already inactive: {', '.join(self.keys_already_inactive)}."
-        if not self.had_login_profile:
-            text += " There was no console password."
-        return text
-
-
-def factory_for_account(services: Services, account_id: str) -> AwsFactory:
-    """The AwsFactory that acts in ``account_id``: the configured role there, else the bot's own."""
-    for account in services.config.accounts:
-        if account.id == account_id and account.role_arn:
-            return services.aws.for_role(
-                account.role_arn, session_name="iamwarden-offboarding", external_id=account.external_id
-            )
-    return services.aws
-
-
-def disable_access(
-    aws: AwsFactory,
-    store,  # noqa: ANN001 - bot.store.Store
-    *,
-    account_id: str,
-    user_name: str,
-    actor: str,
-    at: datetime,
-    reason: str = "",
-) -> DisableResult:
-    """Deactivate ``user_name``'s access keys and delete its login profile; audit what changed.
-
-    Raises OffboardingError with a clear sentence when AWS refuses (AccessDenied names the missing
-    permission) or the user does not exist; the audit log records partial changes too.
-    """
-    iam = aws.client("iam")
-    result = DisableResult(account_id=account_id, user_name=user_name)
-    step = "iam:ListAccessKeys"
-    try:
-        keys = []
-        for page in iam.get_paginator("list_access_keys").paginate(UserName=user_name):
-            keys += page["AccessKeyMetadata"]
-        for key in keys:
-            if key["Status"] == "Active":
-                step = "iam:UpdateAccessKey"
-                iam.update_access_key(UserName=user_name, AccessKeyId=key["AccessKeyId"], Status="Inactive")
-                result.keys_deactivated.append(key["AccessKeyId"])
-            else:
-                result.keys_already_inactive.append(key["AccessKeyId"])
-        step = "iam:DeleteLoginProfile"
-        try:
-            iam.delete_login_profile(UserName=user_name)
-            result.had_login_profile = True
-            result.login_profile_deleted = True
-        except ClientError as exc:
-            if error_code(exc) != "NoSuchEntity":
-                raise
-    except (ClientError, BotoCoreError) as exc:
-        code = error_code(exc)
-        if code == "NoSuchEntity" and step == "iam:ListAccessKeys":
-            message = f"IAM user {user_name} does not exist in {account_id} (any more); nothing was changed."
-        elif is_access_denied(exc):
-            message = (
-                f"AWS denied {step} ({code}): the bot's IAM role lacks the opt-in offboarding permissions"
-                " (iam:ListAccessKeys, iam:UpdateAccessKey, iam:DeleteLoginProfile: policies/offboarding.json)."
-            )
-        else:
-            message = describe_aws_error(exc, step)
-        if result.changed:
-            message += " Before that: " + result.describe()
-        _audit(store, result, actor=actor, at=at, reason=reason, error=message)
-        raise OffboardingError(message, result=result) from None
-    _audit(store, result, actor=actor, at=at, reason=reason)
-    return result
-
-
-def _audit(
-    store, result: DisableResult, *, actor: str, at: datetime, reason: str, error: str | None = None
-) -> None:  # noqa: ANN001
-    store.audit(
-        "offboarding.disable_access" if error is None else "offboarding.disable_access_failed",
-        actor=actor,
-        at=at,
-        account_id=result.account_id,
-        reason=reason or None,
-        user_name=result.user_name,
-        keys_deactivated=result.keys_deactivated,
-        keys_already_inactive=result.keys_already_inactive,
-        login_profile_deleted=result.login_profile_deleted,
-        error=error,
-    )
-
-
-# =========================================================================== offboarding a member
-
-
-@migrations()
-def m601_offboardings(db: sqlite_utils.Database) -> None:
-    db["offboardings"].create(
-        {
-            "id": int,
-            "user_id": str,
-            "source": str,  # user_change | directory_refresh | demo
-            "event_id": str,
-            "detected_at": str,
-            "state": str,  # detected → ending → access_ended → alerting → alerted
-            "claimed_at": str,
-            "revoked": str,  # JSON: what was revoked / withdrawn (ids, roles)
-            "withdrawn": str,
-            "alert_channel": str,
-            "alert_ts": str,
-            "alert_error": str,
-            "alert_attempts": int,
-            "reactivated_at": str,
-        },
-        pk="id",
-        defaults={"alert_attempts": 0},
-    )
-    # Exactly once per member: one open (not reactivated) offboarding each.
-    db.execute(
-        "CREATE UNIQUE INDEX offboardings_open_member ON offboardings(user_id) WHERE reactivated_at IS NULL"
-    )
 
 
 # A processing step that has not finished in this long was interrupted (crash): the sweep takes it over.
@@ -256,7 +95,7 @@ class OffboardingReport:
 
 
 class OffboardingNotifier(Protocol):
-    """The Slack side (``handlers.offboarding``)."""
+    """The Slack side (``handlers.identity.notifier``)."""
 
     def access_changed(self, request_ids: list[str]) -> None:
         """Re-render the messages of these requests (revoked / withdrawn)."""
@@ -318,10 +157,10 @@ def is_offboarded(services: Services, user_id: str) -> bool:
     return row is not None
 
 
-def record_directory_changes(services: Services, changes: Any, *, source: str) -> list[int]:
+def record_directory_changes(services: Services, changes: DirectoryChanges, *, source: str) -> list[int]:
     """Claim offboarding for members a directory write found deactivated (and for cached deactivated
     members who still hold just-in-time access, e.g. on the first refresh); close reactivated ones.
-    ``changes``: ``bot.identity.DirectoryChanges``. Returns the offboarding ids claimed."""
+    Returns the offboarding ids claimed."""
     for user_id in changes.reactivated:
         reactivated(services, user_id, source=source)
     candidates = list(changes.deactivated)
@@ -366,7 +205,7 @@ def _row(services: Services, offboarding_id: int) -> dict[str, Any] | None:
 def holdings(services: Services, user_id: str) -> tuple[list[HeldUser], list[str], str | None]:
     """IAM users linked to the member that still have an active key or a console password, and the
     roles mapped to them, from the latest snapshots and the directory as it is now (no AWS call)."""
-    from bot.queries import current_book
+    from bot.queries import current_book  # late: bot.queries imports bot.identity
 
     book = current_book(services)
     users: list[HeldUser] = []
@@ -391,8 +230,6 @@ def holdings(services: Services, user_id: str) -> tuple[list[HeldUser], list[str
 
 
 def report_of(services: Services, offboarding_id: int) -> OffboardingReport | None:
-    from bot.identity import slack_member
-
     row = _row(services, offboarding_id)
     if row is None:
         return None
@@ -467,8 +304,6 @@ def process(
     try:
         channel, ts = notifier.offboarding_alert(report)
     except Exception as exc:
-        from bot.identity import slack_error_text
-
         error = slack_error_text(exc)
         services.store.execute(
             "UPDATE offboardings SET state = 'access_ended', alert_error = ?, alert_attempts = alert_attempts + 1 "
@@ -574,3 +409,26 @@ def offboard(
 def open_offboarding(services: Services, offboarding_id: int) -> dict[str, Any] | None:
     """The stored offboarding (for the alert's Disable access buttons: authorize from stored state)."""
     return _row(services, offboarding_id)
+
+
+def member_changed(
+    services: Services,
+    member: dict[str, Any],
+    notifier: OffboardingNotifier,
+    *,
+    event_id: str | None = None,
+) -> str:
+    """One member as Slack's ``user_change`` event has them (a valid ``id``): cache them, then
+    offboard them or close their offboarding. Returns what happened, for the log."""
+    user_id = member["id"]
+    changes = store_member(services.store, member, services.clock.now())
+    if member.get("deleted"):
+        # claim() dedupes: the same event retried (X-Slack-Retry-Num), two instances, or an event and a
+        # directory refresh, all act once.
+        report = offboard(services, user_id, notifier, source="user_change", event_id=event_id)
+        # None: another delivery (or instance) claimed it first, or the alert waits for the sweep.
+        return "offboarded" if report is not None else "claimed elsewhere or alert pending"
+    if changes.reactivated or is_offboarded(services, user_id):
+        reactivated(services, user_id, source="user_change")
+        return "reactivated"
+    return "updated"
