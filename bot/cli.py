@@ -28,8 +28,8 @@ CLI_COMMANDS: dict[str, str] = {
     "demo": "bot.cli",
     "audit": "bot.cli",
     "policy": "bot.cli",
-    "scan": "bot.scan",
-    "checks": "bot.scan",
+    "scan": "bot.scan.commands",
+    "checks": "bot.scan.commands",
     "digest": "handlers.digest",
     "check": "handlers.readiness",
 }
