@@ -116,7 +116,7 @@ class AccountWatch(CallCounter):
 Collected = tuple[AccountTarget, Inventory | None, int, str | None]
 
 
-def _collect_one(
+def collect_account(
     base: AwsFactory,
     target: AccountTarget,
     *,
@@ -125,6 +125,7 @@ def _collect_one(
     sleep: Callable[[float], None] | None,
     watch: AccountWatch | None = None,
 ) -> Collected:
+    """Read one account (through its role when it has one): its inventory, or why not. Never raises."""
     counter = watch or AccountWatch()
     aws = base.with_counter(counter)
     say = (lambda phase: progress(target.label, phase)) if progress else None

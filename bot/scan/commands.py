@@ -17,7 +17,7 @@ from bot.cli import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, command
 from bot.findings import FindingStatus, Severity
 from bot.scan.accounts import Progress
 from bot.scan.orchestration import scan_accounts
-from bot.scan.report import _write_csv, _write_table, failure_text, scan_document, summary_line
+from bot.scan.report import failure_text, scan_document, summary_line, write_csv, write_table
 from bot.services import Services
 from bot.settings import load_settings
 
@@ -76,9 +76,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         # account's document to stdout on its own (a third of the scan's time after the checks).
         sys.stdout.write(json.dumps(scan_document(scans, scanned_at), indent=2) + "\n")
     elif args.format == "csv":
-        _write_csv(scans, sys.stdout)
+        write_csv(scans, sys.stdout)
     else:
-        _write_table(scans, sys.stdout)
+        write_table(scans, sys.stdout)
     for s in scans:
         if s.error:
             print(
@@ -154,7 +154,7 @@ def demo_tour(session: Any) -> None:
         session.say(f"  {summary_line(scan)}")
         return
     out = io.StringIO()
-    _write_table([scan], out)
+    write_table([scan], out)
     lines = out.getvalue().splitlines()
     shown = [line for line in lines if line.strip()]
     for line in shown[:-1][:14]:

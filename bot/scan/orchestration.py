@@ -25,11 +25,11 @@ from bot.scan.accounts import (
     AccountTarget,
     Collected,
     Progress,
-    _collect_one,
     account_targets,
+    collect_account,
     collect_with_deadlines,
 )
-from bot.scan.pool import CheckedAccount, ChecksPool, _checks_job, check_processes
+from bot.scan.pool import CheckedAccount, ChecksPool, check_processes, checks_job
 from bot.settings import Config
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def _scan_accounts(
         if pool is not None:
             pool.submit(job, lambda checked: finish(target, inventory, calls, checked))
             return
-        finish(target, inventory, calls, _checks_job(job))
+        finish(target, inventory, calls, checks_job(job))
 
     def finish(target: AccountTarget, inventory: Inventory, calls: int, checked: CheckedAccount) -> None:
         account_id = inventory["account_id"]
@@ -205,7 +205,7 @@ def _scan_accounts(
     try:
         collect_with_deadlines(
             targets,
-            lambda target, watch: _collect_one(
+            lambda target, watch: collect_account(
                 services.aws, target, clock=services.clock, progress=progress, sleep=sleep, watch=watch
             ),
             workers=workers,

@@ -1,6 +1,6 @@
 """Each account's checks in worker processes (``forkserver``), beside the threads reading AWS.
 
-The workers import ``_warm_worker`` and ``_checks_job`` by their module path (``bot.scan.pool``):
+The workers import ``_warm_worker`` and ``checks_job`` by their module path (``bot.scan.pool``):
 keep them module-level functions of this module.
 """
 
@@ -80,7 +80,8 @@ class CheckedAccount:
     inventory_text: str | None
 
 
-def _checks_job(job: tuple) -> CheckedAccount:
+def checks_job(job: tuple) -> CheckedAccount:
+    """One account's checks, serialised for storing (run in a worker, or in the scan's process)."""
     inventory, config, now, owners, known, own = job
     findings = run_checks(inventory, config, now=now, owners=owners, known_accounts=known)
     findings = suppress_own_principal(findings, own)
@@ -111,10 +112,10 @@ class ChecksPool:
         """Run the checks of ``job`` in a worker; ``then(checked)`` when they are done."""
         self._slots.acquire()
         try:
-            future = self._executor.submit(_checks_job, job)
+            future = self._executor.submit(checks_job, job)
         except (BrokenProcessPool, RuntimeError):
             self._slots.release()
-            then(_checks_job(job))
+            then(checks_job(job))
             return
 
         def done(future: Any) -> None:
@@ -123,7 +124,7 @@ class ChecksPool:
                     checked = future.result()
                 except Exception:  # a broken pool, a job that would not pickle, a worker's error
                     log.warning("checks in a worker process failed; running them in the scan's process")
-                    checked = _checks_job(job)
+                    checked = checks_job(job)
                 then(checked)
             except BaseException as exc:
                 self._errors.append(exc)

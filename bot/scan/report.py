@@ -114,7 +114,8 @@ CSV_FIELDS = [
 ]
 
 
-def _write_csv(scans: list[AccountScan], out: Any) -> None:
+def write_csv(scans: list[AccountScan], out: Any) -> None:
+    """Every finding of ``scans`` as CSV rows (``CSV_FIELDS``), CIS controls space-separated."""
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
     for s in scans:
@@ -129,7 +130,8 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _write_table(scans: list[AccountScan], out: Any) -> None:
+def write_table(scans: list[AccountScan], out: Any) -> None:
+    """The findings as a terminal table, then one summary line per account."""
     rows = []
     for s in scans:
         for f in s.findings:
