@@ -46,7 +46,7 @@ FEATURES: tuple[Feature, ...] = (
         "inventory",
         "the hygiene scan: collect each account's IAM, run the checks, store the findings",
         jobs=("handlers.scan",),
-        commands={"scan": "bot.scan", "checks": "bot.scan"},
+        commands={"scan": "bot.scan.commands", "checks": "bot.scan.commands"},
         tables=("bot.findings",),
         checks=(
             "bot.checks.root",

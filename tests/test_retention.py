@@ -23,7 +23,7 @@ from bot.findings import (
 )
 from bot.scan import scan_accounts
 from bot.store import Store, iso
-from tests.test_scan import services_for
+from tests.scan.support import services_for
 
 START = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)  # a Monday: ISO week k holds days 7k … 7k+6
 ACCOUNTS = ("111111111111", "222222222222")

@@ -17,7 +17,7 @@ import boto3
 from bot.findings import latest_snapshots
 from sandbox.slack_sender import SlackSender
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
-from tests.test_queries import block_text
+from tests.queries.test_queries import block_text
 
 # --------------------------------------------------------------------------- real parts: run, scan, answers
 

@@ -16,8 +16,8 @@ from handlers.client import build_client
 from handlers.digest import post_digest
 from handlers.ids import ActionId
 from tests.conftest import ACCOUNT_ID
+from tests.digest.support import CHANNEL, buttons_in, click, csv_rows, headlines, texts, thread
 from tests.identity.support import iam, refresh_directory, scan
-from tests.test_digest import CHANNEL, buttons_in, click, csv_rows, headlines, texts, thread
 
 
 def seed(slack) -> None:
@@ -172,7 +172,7 @@ def iam_denies(monkeypatch):
 def test_access_denied_gets_a_clear_answer_in_slack(offboarding_bot, iam_denies):
     bot = offboarding_bot
     from bot.findings import save_snapshot
-    from tests.test_digest import finding
+    from tests.digest.support import finding
 
     dana = finding("OFFBOARDED_USER_ACTIVE", "dana", "critical", owner="U0DANA")
     save_snapshot(

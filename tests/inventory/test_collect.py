@@ -1,15 +1,13 @@
-"""The bulk snapshot: its shape, a constant number of calls, the backoff seam, effective statements."""
+"""The bulk snapshot: its shape, a constant number of calls, the backoff seam, merged pages."""
 
 from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 from bot.aws import AwsFactory
-from bot.inventory import MAX_SINGLE_AWS_POLICIES, collect, principal_statements
-from bot.policy import evaluate
+from bot.inventory import MAX_SINGLE_AWS_POLICIES, collect
 from sandbox.aws import RootAccount
 from tests.scan_helpers import ACCOUNT_ID, allow, doc
 
@@ -17,11 +15,6 @@ pytest_plugins = ["tests.aws_stubs"]  # the access_analyzer fixture (moto has no
 pytestmark = pytest.mark.usefixtures("access_analyzer")
 ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
-
-
-@pytest.fixture
-def iam(aws):
-    return boto3.client("iam")
 
 
 def seed_users(iam, count: int, start: int = 0) -> None:
@@ -128,41 +121,6 @@ def test_many_attached_aws_policies_are_read_in_one_filtered_pass(iam, clock):
     assert sorted(p["PolicyName"] for p in inv["policies"]) == sorted(names)
     assert aws.counter.by_operation["iam:GetPolicy"] == 0
     assert aws.counter.by_operation["iam:GetAccountAuthorizationDetails"] == 2
-
-
-def test_principal_statements_is_the_union_with_sources(iam, clock):
-    iam.create_group(GroupName="ops")
-    iam.put_group_policy(
-        GroupName="ops", PolicyName="ops-inline", PolicyDocument=doc(allow("ec2:StartInstances"))
-    )
-    iam.attach_group_policy(GroupName="ops", PolicyArn=READ_ONLY)
-    iam.create_user(UserName="ana")
-    iam.add_user_to_group(GroupName="ops", UserName="ana")
-    iam.put_user_policy(
-        UserName="ana",
-        PolicyName="ana-inline",
-        PolicyDocument=doc(allow("s3:PutObject", "arn:aws:s3:::ana/*")),
-    )
-    custom = iam.create_policy(
-        PolicyName="deny-delete",
-        PolicyDocument=doc({"Effect": "Deny", "Action": "s3:DeleteBucket", "Resource": "*"}),
-    )
-    iam.attach_user_policy(UserName="ana", PolicyArn=custom["Policy"]["Arn"])
-    inv = collect(AwsFactory(), account_id=ACCOUNT_ID, clock=clock, sleep=lambda s: None)
-
-    statements = principal_statements(inv, f"arn:aws:iam::{ACCOUNT_ID}:user/ana")
-    sources = {(s.source.kind, s.source.name, s.source.via) for s in statements}
-    assert sources == {
-        ("inline", "ana-inline", None),
-        ("managed", "deny-delete", None),
-        ("group-inline", "ops-inline", "ops"),
-        ("group-managed", "ReadOnlyAccess", "ops"),
-    }
-    assert evaluate(statements, "s3:PutObject", "arn:aws:s3:::ana/report.csv").allowed
-    assert evaluate(statements, "ec2:StartInstances").allowed
-    assert evaluate(statements, "s3:DeleteBucket").decision == "explicit-deny"
-    with pytest.raises(KeyError):
-        principal_statements(inv, f"arn:aws:iam::{ACCOUNT_ID}:user/nobody")
 
 
 def test_a_report_that_never_completes_is_unknown_after_the_backoff(iam, clock, monkeypatch):
