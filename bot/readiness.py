@@ -197,7 +197,7 @@ def aws_rows(settings: Settings, aws: AwsFactory) -> list[Row]:
     rows.append(offboarding)
     if "alerts" in features:
         if config.alerts.queue_url:
-            from bot.alert_sources import queue_region
+            from bot.alerts.sources import queue_region
 
             region = queue_region(config.alerts.queue_url) or aws.region
             sqs = AwsFactory(region=region, session=aws.session).client("sqs")

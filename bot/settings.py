@@ -355,7 +355,7 @@ class AlertsConfig(_Section):
     @field_validator("rules")
     @classmethod
     def _known_rules(cls, value: dict[str, AlertRuleConfig]) -> dict[str, AlertRuleConfig]:
-        from bot.alerts import RULES  # late import: bot.alerts imports this module
+        from bot.alerts.rules import RULES  # late import: bot.alerts imports this module
 
         unknown = sorted(set(value) - set(RULES))
         if unknown:

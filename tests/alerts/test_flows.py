@@ -9,7 +9,7 @@ import pytest
 
 from bot import alerts as alert_store
 from handlers.alerts import poll_alerts
-from tests.alerts_support import CHANNEL, Pipeline, access_analyzer, alerts_config, event, fixture, later
+from tests.alerts.support import CHANNEL, Pipeline, access_analyzer, alerts_config, event, fixture, later
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from bot import alerts as alert_store
 from bot.store import iso
 from handlers.alerts import poll_alerts
 from handlers.ids import ActionId
-from tests.alerts_support import CHANNEL, Pipeline, alerts_config, event, later
-from tests.test_alerts import message_text, rules_posted
-from tests.test_alerts_delivery import buttons
+from tests.alerts.support import CHANNEL, Pipeline, alerts_config, event, later
+from tests.alerts.test_delivery import buttons
+from tests.alerts.test_flows import message_text, rules_posted
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import yaml
 
 from bot.alerts import RULES
 from bot.settings import Config
-from tests.alerts_support import EVENT_PATTERN
+from tests.alerts.support import EVENT_PATTERN
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def alerts_section() -> str:
