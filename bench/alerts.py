@@ -15,14 +15,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.alert_sources import RateLimiter, consume_queue, poll_lookup_events
 from bot.alerts import alerts, ingest, parse_eventbridge
+from bot.alerts.sources import RateLimiter, consume_queue, poll_lookup_events
 from bot.clock import FrozenClock
 from bot.services import Services
 from bot.settings import Config, load_settings
 from sandbox.aws import MotoSandbox
 from sandbox.cloudtrail import CloudTrailStub
-from tests.alerts_support import Pipeline, event
+from tests.alerts.support import Pipeline, event
 
 # Roughly what a busy account's queue carries, every rule represented: windowed rules (sign-in
 # failures, denied calls) do the most work per event, so they dominate the mix.

@@ -43,6 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.escalation import _ASSUME, AWS_MANAGED_PREFIX, METHODS, EscalationMethod
+from bot.inventory import PolicyIndex
 from bot.policy import (
     ActionCatalog,
     Decision,
@@ -297,8 +298,6 @@ class EscalationGraph:
         methods: Iterable[EscalationMethod] = METHODS,
     ) -> None:
         if index is None and statements is None:
-            from bot.inventory import PolicyIndex
-
             index = PolicyIndex(inventory)
         self.inventory = inventory
         self.now = now

@@ -20,7 +20,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.aws import AwsFactory, describe_aws_error, error_code, is_access_denied
+from bot.access import REVOCATION_POLICY_NAME
+from bot.alerts.sources import queue_region
+from bot.aws import RETRY_CONFIG, AwsFactory, describe_aws_error, error_code, is_access_denied
+from bot.inventory import OPTIONAL_RETRIES
 from bot.permissions import enabled_features
 from bot.settings import Settings
 
@@ -137,9 +140,6 @@ def aws_rows(settings: Settings, aws: AwsFactory) -> list[Row]:
     rows = [Row("aws", "identity", Status.OK, f"{identity['Arn']} in {identity['Account']}")]
     features = enabled_features(config)
     iam = aws.client("iam")
-    from bot.aws import RETRY_CONFIG
-    from bot.inventory import OPTIONAL_RETRIES
-
     # Optional source: as in the scan, a few retries and then "could not verify", not a stall.
     analyzer = aws.session.client(
         "accessanalyzer", region_name=aws.region, config=RETRY_CONFIG.merge(OPTIONAL_RETRIES)
@@ -152,8 +152,6 @@ def aws_rows(settings: Settings, aws: AwsFactory) -> list[Row]:
             )
         rows.append(row)
     if "jit" in features:
-        from bot.access import REVOCATION_POLICY_NAME
-
         for role in config.roles:
             name = role.arn.rsplit("/", 1)[-1]
             target = iam if role.account_id in ("", identity["Account"]) else None
@@ -197,8 +195,6 @@ def aws_rows(settings: Settings, aws: AwsFactory) -> list[Row]:
     rows.append(offboarding)
     if "alerts" in features:
         if config.alerts.queue_url:
-            from bot.alert_sources import queue_region
-
             region = queue_region(config.alerts.queue_url) or aws.region
             sqs = AwsFactory(region=region, session=aws.session).client("sqs")
             rows.append(

@@ -316,7 +316,7 @@ class AlertsConfig(_Section):
     lookup_events: bool = False
     poll_interval: timedelta = timedelta(seconds=20)
     actor_confirm_timeout: timedelta = timedelta(minutes=30)
-    # Rule id (bot/alerts.py RULES) -> overrides.
+    # Rule id (bot/alerts/rules.py RULES) -> overrides.
     rules: dict[str, AlertRuleConfig] = Field(default_factory=dict)
     # Role / policy names or ARNs whose change is critical (the JIT roles in [[roles]] always are).
     critical_roles: list[str] = Field(default_factory=list)
@@ -355,7 +355,7 @@ class AlertsConfig(_Section):
     @field_validator("rules")
     @classmethod
     def _known_rules(cls, value: dict[str, AlertRuleConfig]) -> dict[str, AlertRuleConfig]:
-        from bot.alerts import RULES  # late import: bot.alerts imports this module
+        from bot.alerts.rules import RULES  # late import: bot.alerts imports this module
 
         unknown = sorted(set(value) - set(RULES))
         if unknown:

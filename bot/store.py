@@ -23,6 +23,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from bot.features import modules
+from bot.settings import SettingsError
 
 migrations = Migrations("iamwarden")
 
@@ -223,8 +224,6 @@ _WHERE = "IAMWARDEN_DB"
 def open_store(path: Path | str, *, lock_wait_ms: int = STARTUP_LOCK_WAIT_MS) -> Store:
     """Open (creating and migrating) the database, or raise SettingsError: one line naming the file,
     what is wrong with it and what to do. Proves the file accepts a write before returning."""
-    from bot.settings import SettingsError
-
     target = Path(path)
     if str(target) == ":memory:":
         return Store(target)

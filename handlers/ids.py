@@ -34,7 +34,7 @@ class ActionId(StrEnum):
     ACCESS_WITHDRAW = "access_withdraw"
     # -- offboarding (handlers/offboarding.py) --
     OFFBOARDING_DISABLE_ACCESS = "offboarding_disable_access"
-    # -- alerts (handlers/alerts.py) --
+    # -- alerts (handlers/alerts/) --
     ALERT_ACKNOWLEDGE = "alert_acknowledge"
     ALERT_ASK_ACTOR = "alert_ask_actor"
     ALERT_ACTOR_YES = "alert_actor_yes"
@@ -48,7 +48,7 @@ class CallbackId(StrEnum):
     # -- just-in-time access (handlers/access/) --
     ACCESS_REQUEST_MODAL = "access_request_modal"
     ACCESS_DENY_MODAL = "access_deny_modal"
-    # -- alerts (handlers/alerts.py) --
+    # -- alerts (handlers/alerts/) --
     pass
 
 

@@ -11,16 +11,17 @@ from types import SimpleNamespace
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.aws import AwsFactory
 from bot.commands import EXIT_FINDINGS, EXIT_OK, command
 from bot.readiness import Row, Status, aws_rows, config_rows, database_row, format_table, ready
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
+from handlers.client import build_client
+from handlers.identity import DirectoryError, usergroup_members
 
 
 def slack_rows(settings: Settings) -> list[Row]:
     if settings.slack_bot_token is None:
         return [Row("slack", "token", Status.FAIL, "SLACK_BOT_TOKEN is not set")]
-    from handlers.client import build_client
-
     # build_client reads only .settings: a check opens no database.
     client = build_client(SimpleNamespace(settings=settings))
     try:
@@ -71,8 +72,6 @@ def slack_rows(settings: Settings) -> list[Row]:
 def approver_rows(settings: Settings, client: object) -> list[Row]:
     """Each role's approvers as Slack resolves them (groups expanded): enough people to give
     ``approvals_required`` approvals, and every @group exists. The security team's groups too."""
-    from handlers.identity import DirectoryError, usergroup_members
-
     cache_key = SimpleNamespace()  # usergroup_members caches per object: one per check run
     rows: list[Row] = []
 
@@ -119,8 +118,6 @@ def _slack_error(exc: Exception) -> str:
 
 
 def readiness(settings: Settings) -> list[Row]:
-    from bot.aws import AwsFactory
-
     rows = config_rows(settings)
     rows.append(database_row(settings.db))
     rows += slack_rows(settings)
@@ -134,8 +131,6 @@ def readiness(settings: Settings) -> list[Row]:
     "each feature's permissions); exit 0 only when ready.",
 )
 def cmd_check(args: argparse.Namespace) -> int:
-    from bot.settings import load_settings
-
     started = time.monotonic()
     rows = readiness(load_settings())
     sys.stdout.write(format_table(rows))

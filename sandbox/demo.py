@@ -20,14 +20,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-import handlers.alerts
-import handlers.digest
-import handlers.identity
-import handlers.queries
-from bot import access, scan
+from bot import access
 from bot.access import REVOCATION_POLICY_NAME
 from bot.clock import FrozenClock
-from bot.identity import FederationStandIn
 from bot.jobs import JOBS, crontab_trigger
 from bot.services import Services
 from bot.settings import Config, load_settings, parse_duration
@@ -36,9 +31,15 @@ from iamwarden.features import load
 from sandbox.access_analyzer import start_demo_access_analyzer
 from sandbox.aws import MotoSandbox
 from sandbox.demo_account import DEMO_CONFIG, PEOPLE, seed_demo_account
+from sandbox.federation import FederationStandIn
 from sandbox.render import Button, input_fields, render_message, render_view
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_sender import SlackSender
+from sandbox.tour import alerts as alerts_tour
+from sandbox.tour import digest as digest_tour
+from sandbox.tour import identity as identity_tour
+from sandbox.tour import queries as queries_tour
+from sandbox.tour import scan as scan_tour
 
 SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - the local stand-in's, not a real secret
 BOT_TOKEN = "xoxb-testing"  # noqa: S105
@@ -125,7 +126,7 @@ class DemoSession:
         self.sender = SlackSender(self.server.url + "/slack/events", SIGNING_SECRET, fake_slack=self.slack)
         self._seen = len(self.slack.calls)
         # Like `iamwarden run`, the demo knows who is who before the first answer (tour and chat).
-        handlers.identity.demo_cache_directory(self)
+        identity_tour.demo_cache_directory(self)
         return self
 
     def stop(self) -> None:
@@ -457,15 +458,15 @@ TOUR: list[Callable[[DemoSession], None]] = [
     lambda s: s.command("/iam help", user="U0ADA"),
     lambda s: s.command("/iam frobnicate", user="U0ADA"),
     # -- scan (issue: hygiene scan) --
-    scan.demo_tour,
+    scan_tour.demo_tour,
     # -- queries: whoami-risks, can, who-can --
-    handlers.queries.demo_tour,
+    queries_tour.demo_tour,
     # -- digest --
-    handlers.digest.demo_tour,
+    digest_tour.demo_tour,
     # -- just-in-time access --
     lambda s: _jit_access_tour(s),
     # -- alerts --
-    handlers.alerts.demo_tour,
+    alerts_tour.demo_tour,
 ]
 
 CHAT_HELP = """Type /iam … to talk to the bot as the current person; a number clicks a button.
@@ -525,7 +526,7 @@ def chat_line(session: DemoSession, line: str) -> bool:
         else:
             session.wait(duration)
     elif line.startswith("deactivate "):
-        handlers.identity.demo_deactivate(session, line.removeprefix("deactivate ").strip(), PEOPLE)
+        identity_tour.demo_deactivate(session, line.removeprefix("deactivate ").strip(), PEOPLE)
     elif line.isdigit():
         session.click(int(line))
     elif line.startswith("/"):

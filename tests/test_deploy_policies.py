@@ -422,7 +422,7 @@ def test_offboarding_disables_access_under_enforcement_and_is_refused_without_it
 
 
 def _alerts_queue(enforced) -> str:
-    from tests.alerts_support import event
+    from tests.alerts.support import event
 
     sqs = enforced.admin("sqs")
     url = sqs.create_queue(QueueName="iamwarden-alerts")["QueueUrl"]
@@ -433,7 +433,7 @@ def _alerts_queue(enforced) -> str:
 
 
 def test_alerts_consume_the_named_queue_under_enforcement(enforced, as_bot, tmp_path):
-    from bot.alert_sources import consume_queue
+    from bot.alerts.sources import consume_queue
 
     url = _alerts_queue(enforced)
     config = Config.model_validate({"alerts": {"queue_url": url}})
@@ -446,7 +446,7 @@ def test_alerts_consume_the_named_queue_under_enforcement(enforced, as_bot, tmp_
 
 
 def test_alerts_without_their_policy_are_refused_cleanly_naming_the_policy_file(enforced, as_bot, tmp_path):
-    from bot.alert_sources import consume_queue
+    from bot.alerts.sources import consume_queue
 
     url = _alerts_queue(enforced)
     config = Config.model_validate({"alerts": {"queue_url": url}})
@@ -457,7 +457,7 @@ def test_alerts_without_their_policy_are_refused_cleanly_naming_the_policy_file(
 
 
 def test_alerts_policy_for_one_queue_does_not_reach_another(enforced, as_bot, tmp_path):
-    from bot.alert_sources import consume_queue
+    from bot.alerts.sources import consume_queue
 
     url = _alerts_queue(enforced)
     other = enforced.admin("sqs").create_queue(QueueName="someone-elses-queue")["QueueUrl"]

@@ -75,7 +75,7 @@ _SCRUBBED_LOGGERS = (
     "slack_sdk.web.client",
     "slack_bolt.App",
     "slack_bolt.listener.thread_runner",
-    "bot.identity.federation",
+    "bot.access.federation",
     "bot.access",
 )
 for _name in _SCRUBBED_LOGGERS:

@@ -38,6 +38,7 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from bot.escalation import METHODS, find_escalations
+from bot.escalation_graph import EscalationGraph
 from bot.features import modules
 from bot.findings import Finding, FindingStatus, Severity
 from bot.inventory import PolicyIndex, report_date, unknown_source
@@ -258,8 +259,6 @@ class CheckContext:
     def escalation_graph(self) -> Any:
         """``bot.escalation_graph.EscalationGraph`` over this snapshot, built once per scan and
         sharing this context's statements, admin answers and relevance memo."""
-        from bot.escalation_graph import EscalationGraph
-
         return EscalationGraph(
             self.inventory,
             now=self.now,

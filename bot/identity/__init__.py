@@ -3,8 +3,8 @@
 The package's modules: ``directory`` (the cached Slack directory, paging ``users.list`` through a
 ``MemberSource``), ``refresh`` (keeping it fresh; what a scan says without it), ``mapping`` (the
 ``IdentityMap`` and its caches), ``schema`` (the offboarding table), ``offboarding`` (a leaver's
-just-in-time access ended, once, and the one alert), ``disable`` (Disable access: an IAM user's keys
-and console password) and ``federation`` (console sign-in links and the loopback stand-in).
+just-in-time access ended, once, and the one alert) and ``disable`` (Disable access: an IAM
+user's keys and console password).
 ``from bot import identity`` keeps working: the names other features use are re-exported here.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 from bot.identity import schema  # noqa: F401  (the tables: bot.store imports this package to migrate)
 from bot.identity.directory import *  # noqa: F403
 from bot.identity.disable import *  # noqa: F403
-from bot.identity.federation import *  # noqa: F403
 from bot.identity.mapping import *  # noqa: F403
 from bot.identity.mapping import _CACHE  # noqa: F401  (tests bound the answer-time cache)
 from bot.identity.offboarding import *  # noqa: F403

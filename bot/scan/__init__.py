@@ -25,7 +25,7 @@ from bot.scan.accounts import (
     human_duration,
 )
 from bot.scan.checking import apply_suppressions, run_checks
-from bot.scan.commands import cmd_checks, cmd_scan, demo_tour
+from bot.scan.commands import cmd_checks, cmd_scan
 from bot.scan.orchestration import AccountScan, scan_accounts
 from bot.scan.pool import PROCESS_MIN_ACCOUNTS, CheckedAccount, ChecksPool, _running, check_processes
 from bot.scan.report import (
@@ -55,7 +55,6 @@ __all__ = [
     "cmd_checks",
     "cmd_scan",
     "collect_with_deadlines",
-    "demo_tour",
     "failure_text",
     "human_duration",
     "run_checks",

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import sys
 import threading
-from typing import Any
 
 import boto3
 
@@ -17,7 +15,7 @@ from bot.commands import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, command, slack_client
 from bot.findings import FindingStatus, Severity
 from bot.scan.accounts import Progress
 from bot.scan.orchestration import scan_accounts
-from bot.scan.report import failure_text, scan_document, summary_line, write_csv, write_table
+from bot.scan.report import failure_text, scan_document, write_csv, write_table
 from bot.services import Services
 from bot.settings import load_settings
 
@@ -136,27 +134,3 @@ def cmd_checks(args: argparse.Namespace) -> int:
         cis = ",".join(c.cis) or "-"
         sys.stdout.write(f"{c.id.ljust(width)}  {c.severity.value.ljust(8)}  {cis.ljust(9)}  {c.title}\n")
     return EXIT_OK
-
-
-# --------------------------------------------------------------------------- the demo's tour
-
-
-def demo_tour(session: Any) -> None:
-    """The demo (``sandbox.demo.TOUR``): ``iamwarden scan`` of the demo account, as the terminal shows it."""
-    session.say("\n── The hygiene scan: `iamwarden scan` reads the demo account in a few bulk calls ──")
-    [scan] = scan_accounts(session.services)
-    if scan.error:
-        session.say(f"  {summary_line(scan)}")
-        return
-    out = io.StringIO()
-    write_table([scan], out)
-    lines = out.getvalue().splitlines()
-    shown = [line for line in lines if line.strip()]
-    for line in shown[:-1][:14]:
-        session.say("  " + line)
-    if len(shown) - 1 > 14:
-        session.say(f"  … {len(shown) - 15} more (iamwarden scan --format json|csv has them all)")
-    session.say("  " + shown[-1])
-    session.say(
-        f"  Stored as snapshot {scan.snapshot_id}: answers, digests and alerts read it, never AWS live."
-    )

@@ -11,8 +11,8 @@ from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from bot import access
 from bot.access import AccessRequest, IssuedCredentials, intents, outbox
+from bot.access.federation import FederationError, signin_url
 from bot.access.notifier import AlertFailed
-from bot.identity import FederationError, signin_url
 from bot.services import Services
 from handlers.access.views import credentials_message, request_message, when
 from handlers.blocks import (

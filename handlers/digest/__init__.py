@@ -10,7 +10,7 @@
 
 The package's modules: ``views`` (pure Block Kit builders), ``delivery`` (posting the digest and the
 nudges), ``listeners`` (the buttons and the snooze modal), ``jobs`` (the scheduled digest and the
-catch-up), ``cli`` (``iamwarden digest``), ``tour`` (the demo step). The scheduled scan is
+catch-up), ``cli`` (``iamwarden digest``). The scheduled scan is
 ``handlers.scan``.
 """
 
@@ -22,5 +22,4 @@ from handlers.digest.delivery import *  # noqa: F403
 from handlers.digest.jobs import *  # noqa: F403
 from handlers.digest.listeners import *  # noqa: F403
 from handlers.digest.listeners import register  # noqa: F401
-from handlers.digest.tour import *  # noqa: F403
 from handlers.digest.views import *  # noqa: F403

@@ -6,7 +6,6 @@ button, and the ``directory-refresh`` / ``offboarding-sweep`` jobs. The decision
 
 from __future__ import annotations
 
-from handlers.identity.demo import *  # noqa: F403
 from handlers.identity.directory import *  # noqa: F403
 from handlers.identity.jobs import *  # noqa: F403  (the directory-refresh and offboarding-sweep jobs register on import)
 from handlers.identity.listeners import *  # noqa: F403

@@ -15,5 +15,4 @@ from handlers.queries.delivery import *  # noqa: F403
 from handlers.queries.home import *  # noqa: F403
 from handlers.queries.listeners import register  # noqa: F401
 from handlers.queries.policy_views import *  # noqa: F403
-from handlers.queries.tour import demo_tour  # noqa: F401
 from handlers.queries.views import *  # noqa: F403

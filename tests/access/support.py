@@ -11,9 +11,9 @@ from typing import Any
 import boto3
 
 from bot import access
-from bot.identity import FederationStandIn
 from handlers.client import build_client
 from handlers.ids import ActionId
+from sandbox.federation import FederationStandIn
 from tests.conftest import ACCOUNT_ID, DEFAULT_CONFIG
 
 OTHER_ACCOUNT = "210987654321"

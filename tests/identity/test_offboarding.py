@@ -12,9 +12,9 @@ import urllib.request
 import pytest
 
 from bot import access
-from bot.identity import FederationStandIn
 from handlers.identity import member_is_active
 from handlers.ids import ActionId
+from sandbox.federation import FederationStandIn
 from sandbox.slack_api import load_fixture
 from tests.access.support import (
     APPROVALS,

@@ -1,24 +1,22 @@
 """The new rules' guarantees, tried the way an attacker (or an unlucky operator) would: a
 quarantined key disabled in one click on moto, a session merely *named* like the bot's, a trust
-condition silently dropped, root joining a spray, overrides from TOML, and parsers fuzzed."""
+condition silently dropped, root joining a spray, overrides from TOML (the parsers are fuzzed in
+test_parsing.py)."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import boto3
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from bot import alerts as alert_store
 from bot.store import iso
 from handlers.alerts import poll_alerts
 from handlers.ids import ActionId
-from tests.alerts_support import CHANNEL, Pipeline, alerts_config, event, later
-from tests.test_alerts import message_text, rules_posted
-from tests.test_alerts_delivery import buttons
+from tests.alerts.support import CHANNEL, Pipeline, alerts_config, event, later
+from tests.alerts.test_delivery import buttons
+from tests.alerts.test_flows import message_text, rules_posted
 
 
 @pytest.fixture
@@ -232,83 +230,3 @@ def test_new_rules_take_overrides_from_the_config(make_bot, pipeline, clock):
         event("guardduty_delete_detector", later(t, minutes=6)),
     )
     assert rules_posted(bot.slack.messages(CHANNEL))[1:] == ["SECURITY_SERVICE_DISABLED"] * 2
-
-
-# -- parsers, fuzzed -----------------------------------------------------------------------------
-
-moments = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
-)
-
-
-@given(
-    moments,
-    st.sampled_from(["T", " "]),
-    st.sampled_from(["", ".1", ".123", ".123456", ".123456789"]),
-    st.sampled_from(["Z", "+00:00", "", " UTC"]),
-)
-def test_every_way_cloudtrail_writes_a_time_reads_to_the_same_second(moment, sep, fraction, zone):
-    text = moment.strftime(f"%Y-%m-%d{sep}%H:%M:%S") + fraction + zone
-    assert alert_store.parse_event_time(text) == moment.replace(microsecond=0)
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=20,
-)
-details = st.fixed_dictionaries(
-    {},
-    optional={
-        "eventID": json_values,
-        "eventName": json_values,
-        "eventTime": json_values,
-        "eventSource": json_values,
-        "userIdentity": json_values,
-        "requestParameters": json_values,
-        "responseElements": json_values,
-        "errorCode": json_values,
-    },
-)
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(details)
-def test_any_record_parses_to_an_event_or_a_clear_parse_error(detail):
-    envelope = {
-        "detail-type": "AWS API Call via CloudTrail",
-        "detail": detail,
-        "time": "2026-11-29T12:00:00Z",
-    }
-    try:
-        parsed = alert_store.parse_eventbridge(json.dumps(envelope))
-    except alert_store.EventParseError as exc:
-        assert str(exc) and "\n" not in str(exc)
-        return
-    if parsed is not None:
-        assert parsed.event_id and parsed.event_time.tzinfo is not None
-
-
-selectors = st.lists(
-    st.fixed_dictionaries(
-        {},
-        optional={
-            "readWriteType": st.sampled_from(["All", "ReadOnly", "WriteOnly"]),
-            "includeManagementEvents": st.booleans(),
-            "excludeManagementEventSources": st.lists(st.sampled_from(["kms.amazonaws.com"]), max_size=1),
-        },
-    ),
-    max_size=3,
-)
-
-
-@given(selectors)
-def test_selectors_are_tampering_exactly_when_no_selector_logs_every_management_event(basic):
-    full = any(
-        s.get("includeManagementEvents", True) is not False
-        and s.get("readWriteType", "All") == "All"
-        and not s.get("excludeManagementEventSources")
-        for s in basic
-    )
-    verdict = alert_store.selectors_drop_management_events({"eventSelectors": basic})
-    assert (verdict is None) == full

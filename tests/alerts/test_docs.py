@@ -12,9 +12,9 @@ import yaml
 
 from bot.alerts import RULES
 from bot.settings import Config
-from tests.alerts_support import EVENT_PATTERN
+from tests.alerts.support import EVENT_PATTERN
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def alerts_section() -> str:
@@ -53,8 +53,8 @@ def test_readme_config_example_is_valid_and_every_rule_is_documented():
 
 
 def test_demo_tour_shows_an_alert():
-    from handlers.alerts import demo_tour
     from sandbox.demo import DemoSession
+    from sandbox.tour.alerts import demo_tour
 
     out = io.StringIO()
     session = DemoSession(out=out).start()

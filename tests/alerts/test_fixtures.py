@@ -16,8 +16,8 @@ import pytest
 
 from bot import alerts as alert_store
 from handlers.alerts import poll_alerts
-from tests.alerts_support import CHANNEL, FIXTURES, Pipeline, alerts_config, fixture
-from tests.test_alerts import rules_posted
+from tests.alerts.support import CHANNEL, FIXTURES, Pipeline, alerts_config, fixture
+from tests.alerts.test_flows import rules_posted
 
 # fixture name → (how many times it is delivered, the rules the channel must show, in order)
 CASES: dict[str, tuple[int, list[str]]] = {

@@ -3,13 +3,11 @@ and the messages the local Slack server received. Each rule: a positive and a ne
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from bot import alerts as alert_store
 from handlers.alerts import poll_alerts
-from tests.alerts_support import CHANNEL, Pipeline, access_analyzer, alerts_config, event, fixture, later
+from tests.alerts.support import CHANNEL, Pipeline, access_analyzer, alerts_config, event, fixture, later
 
 
 @pytest.fixture
@@ -327,35 +325,3 @@ def test_what_attackers_control_is_escaped(warden, pipeline, clock):
     assert "<!channel>" not in text and "<@U0SEC1>" not in text
     assert "&lt;!channel&gt; &lt;@U0SEC1&gt; &amp; co" in text
     assert warden.slack.formatting_violations() == []
-
-
-def test_lookup_record_and_eventbridge_envelope_parse_to_the_same_event(clock):
-    record = event("attach_user_policy_admin", clock.now())
-    from_lookup = alert_store.parse_lookup(
-        {
-            "EventId": record["eventID"],
-            "EventName": record["eventName"],
-            "CloudTrailEvent": json.dumps(record),
-        }
-    )
-    envelope = {
-        "version": "0",
-        "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.iam",
-        "detail": record,
-    }
-    assert alert_store.parse_eventbridge(json.dumps(envelope)) == from_lookup
-    assert from_lookup.account_id == "123456789012" and from_lookup.action == "iam:AttachUserPolicy"
-
-
-def test_unreadable_messages_are_parse_errors_and_other_events_are_ignored():
-    with pytest.raises(alert_store.EventParseError):
-        alert_store.parse_eventbridge("{not json")
-    with pytest.raises(alert_store.EventParseError):
-        alert_store.parse_eventbridge(json.dumps({"detail": {"eventName": "X"}}))  # no id, no time
-    other = {
-        "detail-type": "EC2 Instance State-change Notification",
-        "source": "aws.ec2",
-        "detail": {"state": "x"},
-    }
-    assert alert_store.parse_eventbridge(json.dumps(other)) is None

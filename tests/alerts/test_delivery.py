@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from bot import alerts as alert_store
-from bot.alert_sources import (
+from bot.alerts.sources import (
     LOOKUP_CHECKPOINT_KEY,
     RateLimiter,
     consume_queue,
@@ -20,8 +20,8 @@ from bot.store import iso
 from handlers.alerts import deliver_alerts, escalate_unanswered, poll_alerts
 from handlers.ids import ActionId
 from sandbox.cloudtrail import CloudTrailStub
-from tests.alerts_support import CHANNEL, Pipeline, alerts_config, event, later
-from tests.test_alerts import message_text, rules_posted
+from tests.alerts.support import CHANNEL, Pipeline, alerts_config, event, later
+from tests.alerts.test_flows import message_text, rules_posted
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_a_poison_message_is_logged_and_left_for_the_dead_letter_queue(make_bot,
     sqs = boto3.client("sqs")
     sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody="{this is not json")
     pipeline.put(event("console_login_root_success", clock.now()))
-    with caplog.at_level(logging.WARNING, logger="bot.alert_sources"):
+    with caplog.at_level(logging.WARNING, logger="bot.alerts.sources"):
         report = consume_queue(bot.services)
     # Visible again at once (visibility timeout 0), yet one poll reads it only once: no loop.
     assert (report.received, report.poison, report.processed) == (2, 1, 1)

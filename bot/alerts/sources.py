@@ -22,7 +22,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.alerts import CloudTrailEvent, EventParseError, ingest, parse_eventbridge, parse_lookup
+from bot.alerts.events import CloudTrailEvent, EventParseError, parse_eventbridge, parse_lookup
+from bot.alerts.recording import ingest
 from bot.aws import AwsFactory, describe_aws_error
 from bot.services import Services
 from bot.store import iso

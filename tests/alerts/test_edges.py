@@ -14,8 +14,8 @@ from bot.settings import SettingsError, load_config
 from bot.store import iso
 from handlers.alerts import alert_message, deliver_alerts
 from handlers.blocks import validate_blocks
-from tests.alerts_support import CHANNEL, alerts_config, event
-from tests.test_alerts import message_text, rules_posted
+from tests.alerts.support import CHANNEL, alerts_config, event
+from tests.alerts.test_flows import message_text, rules_posted
 
 
 def ingest(bot, record: dict, source: str = "test"):
@@ -178,7 +178,7 @@ def test_iam_alerts_lists_open_alerts_for_the_security_team_only(make_bot, clock
 
 
 def test_the_sqs_client_follows_the_queue_urls_region(make_bot):
-    from bot.alert_sources import _regional, queue_region
+    from bot.alerts.sources import _regional, queue_region
 
     assert queue_region("https://sqs.eu-west-1.amazonaws.com/123456789012/iamwarden-alerts") == "eu-west-1"
     assert queue_region("http://127.0.0.1:5000/123456789012/iamwarden-alerts") is None
