@@ -26,7 +26,6 @@ from bot.access.model import REVOCATION_POLICY_NAME
 from bot.access.revocation import denied_identities
 from bot.access.sessions import source_identity
 from bot.clock import FrozenClock
-from bot.identity import FederationStandIn
 from bot.services import Services
 from bot.settings import Config, load_settings
 from bot.store import iso
@@ -34,6 +33,7 @@ from handlers.access.jobs import run_access_sweep
 from handlers.ids import ActionId
 from iamwarden.app import Health, HttpServer, build_app, build_client, wsgi_app
 from sandbox.aws import MotoSandbox
+from sandbox.federation import FederationStandIn
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_sender import SlackSender
 

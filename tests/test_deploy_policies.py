@@ -314,7 +314,7 @@ def _trust_bot() -> str:
 
 @pytest.fixture
 def federation():
-    from bot.identity import FederationStandIn
+    from sandbox.federation import FederationStandIn
 
     stand_in = FederationStandIn().start()
     yield stand_in

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.identity import FederationStandIn
+from sandbox.federation import FederationStandIn
 from tests.access.support import AssumeRoleLog, create_role, make_config
 
 
