@@ -312,6 +312,9 @@ class EscalationGraph:
         self.errors: list[str] = []  # graph-wide: methods that could not be evaluated
         self.principal_errors: dict[str, list[str]] = {}
         self.methods = self._usable_methods(methods)
+        self._boundary_methods = frozenset(
+            m.id for m in self.methods if m.target in ("user-boundary", "role-boundary")
+        )
         self.nodes: dict[str, _Node] = {}
         self.roles: dict[str, _Role] = {}
         self._load()
@@ -328,7 +331,7 @@ class EscalationGraph:
         self._next: dict[str, tuple[Hop, str]] = {}
         self._class_cache: dict[tuple, tuple[list[_Edge], list[tuple[str, Hop]]]] = {}
         self._named: dict[str, list[str]] | None = None
-        self._granted: dict[str, bool] = {}
+        self._granted: dict[tuple[str, bool], bool] = {}
         self._trust_cache: dict[tuple, TrustDecision | None] = {}
         self._dependent_roles: frozenset[str] | None = None
         self._admitting_cache: dict[str, list[tuple[str, str, TrustDecision]]] = {}
@@ -454,7 +457,7 @@ class EscalationGraph:
                 tail, grantee = [hop, direct[target].hop.with_source(node.arn)], target
             else:
                 continue
-            if not self._admin_once_granted(grantee):
+            if not self._admin_once_granted(grantee, lifts_boundary=hop.method in self._boundary_methods):
                 continue  # an added Allow cannot lift its explicit Deny or boundary
             if (
                 best is None
@@ -464,18 +467,25 @@ class EscalationGraph:
                 best = tail
         return best
 
-    def _admin_once_granted(self, arn: str) -> bool:
+    def _admin_once_granted(self, arn: str, *, lifts_boundary: bool = False) -> bool:
         """Would ``arn`` be administrator after being granted ``*`` on ``*``? Not when one of its
         own Denies (or its boundary) still removes permissions management: granting more never
         overrides an explicit Deny. (Removing that Deny, e.g. ``iam:DeleteRolePolicy``, is not a
-        method of the catalog, so such a principal is not reported as escalating.)"""
+        method of the catalog, so such a principal is not reported as escalating.)
+
+        ``lifts_boundary`` (deleting or replacing the boundary): nothing is granted, the boundary
+        goes, so ``arn`` is administrator when its identity policies alone make it one."""
         node = self.nodes.get(arn)
         if node is None:
             return False
-        if arn not in self._granted:
-            granted = [*node.statements, *_ALLOW_ALL]
-            self._granted[arn] = is_full_admin(granted, catalog=self.catalog) is not None
-        return self._granted[arn]
+        key = (arn, lifts_boundary)
+        if key not in self._granted:
+            if lifts_boundary:
+                after = [s for s in node.statements if s.source.kind != "permissions-boundary"]
+            else:
+                after = [*node.statements, *_ALLOW_ALL]
+            self._granted[key] = is_full_admin(after, catalog=self.catalog) is not None
+        return self._granted[key]
 
     def _shortest(self) -> None:
         """Backward Dijkstra from every node that can become administrator (weights = hops).
@@ -566,8 +576,11 @@ class EscalationGraph:
             if not ok:
                 continue
             on_target = [a for a in method.on_target if not (method.modifies and a in _ASSUME)]
+            # One group of alternatives may be on the target (delete *or* replace a boundary):
+            # any action of each group will do, as for the groups asked on "some resource".
+            target_groups = [g for g in ([a for a in grp if a in on_target] for grp in method.required) if g]
             somewhere = {a: self._decide(statements, a, "*", context) for a in on_target}
-            if any(not d.allowed for d in somewhere.values()):
+            if any(not any(somewhere[a].allowed for a in g) for g in target_groups):
                 continue
             uniform = {a: _uniform(statements, a) for a in on_target}
             if (
@@ -577,18 +590,21 @@ class EscalationGraph:
             ):
                 # Allowed on every role alike: the edges are the roles whose trust admits the
                 # method, the same list for every class (worked out once per method).
-                decisions = [*elsewhere, *(somewhere[a] for a in on_target)]
+                decisions = [*elsewhere, *(_best([somewhere[a] for a in g]) for g in target_groups)]
                 for target, note, trust in self._admitting(method, node):
                     args = (method, node.arn, target, decisions, context, trust, note)
                     edges.append(_Edge(target, method=method.id, make=functools.partial(_hop, *args)))
                 continue
             for target, resource, note in self._targets(method, node):
                 decisions = list(elsewhere)
-                for action in on_target:
-                    d = (
-                        somewhere[action]
-                        if uniform[action]
-                        else self._decide(statements, action, resource, context)
+                for group in target_groups:
+                    d = _best(
+                        [
+                            somewhere[action]
+                            if uniform[action]
+                            else self._decide(statements, action, resource, context)
+                            for action in group
+                        ]
                     )
                     if not d.allowed:
                         break
@@ -830,6 +846,11 @@ class EscalationGraph:
 
 def _relevant(statements: list[Statement], actions: tuple[str, ...]) -> list[Statement]:
     return list(statements)
+
+
+def _best(decisions: list[Decision]) -> Decision:
+    """Of alternatives, an unconditional grant if one exists, else a conditional one, else the first refusal."""
+    return min(decisions, key=lambda d: (not d.allowed, d.conditional))
 
 
 def _uniform(statements: list[Statement], action: str) -> bool:
