@@ -39,7 +39,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.escalation import METHODS, EscalationMethod
-from tests.test_escalation_graph import (
+from tests.checks.test_escalation_graph import (
     ADMIN_ARN,
     READ_ONLY_ARN,
     Account,
