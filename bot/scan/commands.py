@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import json
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import boto3
 
@@ -35,6 +38,25 @@ def _stderr_progress() -> Progress | None:
     return show
 
 
+@contextmanager
+def _no_full_collections(enabled: bool) -> Iterator[None]:
+    """No full garbage collections while one account is scanned in this process (young ones stay).
+
+    A one-account CLI scan's heap is nearly all live data (the inventory being parsed, then its
+    findings), and CPython runs a full collection each time the long-lived heap grows by a quarter:
+    at 2,000 users it traversed that heap 8 times, 0.7 s of a 4 s scan, and freed almost nothing.
+    An organization's scan keeps them: its accounts' botocore clients are cyclic garbage."""
+    if not enabled:
+        yield
+        return
+    thresholds = gc.get_threshold()
+    gc.set_threshold(thresholds[0], thresholds[1], 1_000_000_000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
 def _scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
     parser.add_argument(
@@ -60,7 +82,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_AWS
-    services = Services.from_settings(settings)
+    config = settings.config
+    with _no_full_collections(not config.organizations.enabled and len(config.accounts) <= 1):
+        return _scan(args, Services.from_settings(settings))
+
+
+def _scan(args: argparse.Namespace, services: Services) -> int:
     directory = slack_client(services)  # the Slack directory, only with a token (see bot.commands)
     scans = scan_accounts(services, progress=_stderr_progress(), directory=directory)
     scanned_at = services.clock.now()

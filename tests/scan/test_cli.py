@@ -135,3 +135,16 @@ def test_cli_scan_exits_promptly_with_a_stalled_account(aws, clock, tmp_path, st
     assert status == {ACCOUNT_ID: "ok", members[0]: "failed", members[1]: "ok"}
     assert "timed out after 2 s reading " in result.stderr and "(no earlier snapshot)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_one_account_cli_scan_runs_without_full_collections_and_restores_them():
+    import gc
+
+    from bot.scan.commands import _no_full_collections
+
+    before = gc.get_threshold()
+    with _no_full_collections(True):
+        assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] > 1_000_000
+    assert gc.get_threshold() == before
+    with _no_full_collections(False):  # an organization's scan: its clients' cycles are collected
+        assert gc.get_threshold() == before
