@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import re
@@ -10,6 +11,7 @@ import re
 import boto3
 import pytest
 
+from bot.scan.commands import _no_full_collections
 from sandbox.aws import RootAccount
 from tests.scan.support import ROOT, SELF_TRUST, create_organization, run_cli, seed_small
 from tests.scan_helpers import ACCOUNT_ID, allow, days_ago, doc
@@ -138,10 +140,6 @@ def test_cli_scan_exits_promptly_with_a_stalled_account(aws, clock, tmp_path, st
 
 
 def test_a_one_account_cli_scan_runs_without_full_collections_and_restores_them():
-    import gc
-
-    from bot.scan.commands import _no_full_collections
-
     before = gc.get_threshold()
     with _no_full_collections(True):
         assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] > 1_000_000
