@@ -18,7 +18,7 @@ from bot.commands import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, command, slack_client
 from bot.findings import FindingStatus, Severity
 from bot.scan.accounts import Progress
 from bot.scan.orchestration import scan_accounts
-from bot.scan.report import failure_text, scan_document, write_csv, write_table
+from bot.scan.report import failure_text, public_findings, scan_document, write_csv, write_table
 from bot.services import Services
 from bot.settings import load_settings
 
@@ -83,13 +83,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
         return EXIT_AWS
     config = settings.config
-    with _no_full_collections(not config.organizations.enabled and len(config.accounts) <= 1):
-        return _scan(args, Services.from_settings(settings))
+    one_account = not config.organizations.enabled and len(config.accounts) <= 1
+    with _no_full_collections(one_account):
+        return _scan(args, Services.from_settings(settings), one_account=one_account)
 
 
-def _scan(args: argparse.Namespace, services: Services) -> int:
+def _scan(args: argparse.Namespace, services: Services, *, one_account: bool) -> int:
     directory = slack_client(services)  # the Slack directory, only with a token (see bot.commands)
-    scans = scan_accounts(services, progress=_stderr_progress(), directory=directory)
+    # One account's stored rows are kept for the output (not read back and re-modelled); an
+    # organization's are read back account by account, as the bot's scans do.
+    scans = scan_accounts(services, progress=_stderr_progress(), directory=directory, keep_rows=one_account)
     scanned_at = services.clock.now()
     if args.format == "json":
         # One string, one write: json.dump wrote each of ~3 million fragments of a 10,000-user
@@ -110,9 +113,11 @@ def _scan(args: argparse.Namespace, services: Services) -> int:
     if args.fail_on:
         threshold = Severity(args.fail_on)
         if any(
-            f.status == FindingStatus.FAIL and not f.suppressed and f.severity.at_least(threshold)
+            f["status"] == FindingStatus.FAIL
+            and not f["suppressed"]
+            and Severity(f["severity"]).at_least(threshold)
             for s in scans
-            for f in s.findings
+            for f in public_findings(s)
         ):
             return EXIT_FINDINGS
     if any(s.error for s in scans):

@@ -4,11 +4,12 @@ findings as the JSON document, CSV and table ``iamwarden scan`` prints."""
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.findings import Finding, FindingStatus, Severity
+from bot.findings import FINDING_COLUMNS, Finding, FindingStatus, Severity, public_of_stored, sort_stored
 from bot.scan.orchestration import AccountScan
 from bot.store import iso
 
@@ -64,6 +65,16 @@ def _requests_by_operation(scan: AccountScan) -> dict[str, int]:
     return dict(scan.requests_by_operation)
 
 
+def public_findings(scan: AccountScan) -> list[dict[str, Any]]:
+    """The account's findings as the findings JSON's objects (``Finding.public()``), in the stored
+    order: from the rows the scan kept (``scan_accounts(keep_rows=True)``) when it kept them, else
+    read back from the store."""
+    if scan.kept_rows is None:
+        return [f.public() for f in scan.findings]
+    data = FINDING_COLUMNS.index("data") - 1  # rows are the columns after snapshot_id
+    return [public_of_stored(d) for d in sort_stored(json.loads(row[data]) for row in scan.kept_rows)]
+
+
 def scan_document(scans: list[AccountScan], scanned_at: datetime) -> dict[str, Any]:
     """The findings JSON document (DESIGN.md): accounts, scanned_at, api_calls, findings.
 
@@ -89,7 +100,7 @@ def scan_document(scans: list[AccountScan], scanned_at: datetime) -> dict[str, A
             }
             for s in scans
         ],
-        "findings": [f.public() for s in scans for f in s.findings],
+        "findings": [f for s in scans for f in public_findings(s)],
     }
     if len(scans) == 1:
         doc["account_id"] = scans[0].account_id
@@ -119,8 +130,7 @@ def write_csv(scans: list[AccountScan], out: Any) -> None:
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
     for s in scans:
-        for f in s.findings:
-            row = f.public()
+        for row in public_findings(s):
             row["cis"] = " ".join(row["cis"])
             writer.writerow(row)
 
