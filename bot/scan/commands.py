@@ -92,7 +92,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
     config = settings.config
     one_account = not config.organizations.enabled and len(config.accounts) <= 1
     with _no_full_collections(one_account):
-        return _scan(args, Services.from_settings(settings), one_account=one_account)
+        services = Services.from_settings(settings)
+        try:
+            return _scan(args, services, one_account=one_account)
+        finally:
+            services.store.close()  # done with it: the database is whole on disk (no -wal left)
 
 
 def _scan(args: argparse.Namespace, services: Services, *, one_account: bool) -> int:

@@ -26,6 +26,8 @@ def test_cli_scan_json_document_needs_no_slack_settings(aws, clock, tmp_path):
     seed_small(aws, clock)
     result = run_cli(tmp_path, "scan", "--format", "json")
     assert result.returncode == 0, result.stderr
+    # The program exits with its heap frozen, but the store is closed first: the database is whole.
+    assert (tmp_path / "cli.db").exists() and not (tmp_path / "cli.db-wal").exists()
     document = json.loads(result.stdout)
     assert document["account_id"] == ACCOUNT_ID
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", document["scanned_at"])
