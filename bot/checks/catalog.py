@@ -111,8 +111,14 @@ def relevant_to(statements: Iterable[Statement], actions: Iterable[str]) -> list
     principals with the same relevant policies identical (they are cached). Permission boundaries
     and session policies are always kept: an empty boundary must still deny.
     """
-    wanted = tuple(a.lower() for a in actions)
+    wanted = _lowered(actions if isinstance(actions, tuple) else tuple(actions))
     return [s for s in statements if s.source.kind in _LIMITS or _bears_on(s, wanted)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _lowered(actions: tuple[str, ...]) -> tuple[str, ...]:
+    """``actions`` in lower case, once per tuple (the graph asks about the same ~30 for every principal)."""
+    return tuple(a.lower() for a in actions)
 
 
 _MEMO: dict[tuple[int, Any], tuple[Statement, Any]] = {}
