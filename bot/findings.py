@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
@@ -125,6 +125,50 @@ class Finding(BaseModel):
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (f.severity.rank, f.check_id, f.principal_name or "", f.detail_key))
+
+
+def public_of_stored(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``Finding.public()`` of a stored finding (its ``findings.data`` JSON, decoded), without
+    modelling it again: 38,000 findings of a 10,000-user account took ~1.4 s to re-model."""
+    out = {key: data[key] for key in _PUBLIC_KEYS}
+    out["cis"] = list(out["cis"])
+    extra = data.get("extra") or {}
+    if "hop_count" in extra:
+        out["hop_count"] = extra["hop_count"]
+        out["escalation_path"] = extra.get("hops", [])
+    return out
+
+
+# ``Finding._public``'s keys, in its order (the findings JSON's).
+_PUBLIC_KEYS = (
+    "check_id",
+    "severity",
+    "principal_arn",
+    "principal_name",
+    "title",
+    "detail",
+    "remediation",
+    "cis",
+    "owner",
+    "account_id",
+    "fingerprint",
+    "status",
+    "suppressed",
+    "suppression_reason",
+)
+
+
+def sort_stored(datas: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Stored findings (decoded ``findings.data``) in ``sort_findings``' order."""
+    return sorted(
+        datas,
+        key=lambda d: (
+            Severity(d["severity"]).rank,
+            d["check_id"],
+            d["principal_name"] or "",
+            d["detail_key"],
+        ),
+    )
 
 
 @migrations()

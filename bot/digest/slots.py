@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from bot.jobs import crontab_trigger
 from bot.store import Store, iso
 
 # A claimed slot whose poster vanished (crash mid-post) may be taken over after this long.
@@ -21,6 +20,10 @@ def due_slot(cron: str, timezone: str, now: datetime, grace: timedelta) -> datet
     A slot older than the grace period is not caught up: a digest about yesterday posted late in the
     afternoon helps nobody.
     """
+    # late: bot.jobs loads apscheduler, which the store's migrations (they import this package) and
+    # so every `iamwarden scan` would load for nothing
+    from bot.jobs import crontab_trigger
+
     trigger = crontab_trigger(cron, timezone)
     start = now - grace
     slot = None

@@ -52,6 +52,9 @@ class AccountScan:
     requests_by_operation: dict[str, int] = field(default_factory=dict)
     # Where the snapshot is stored: ``inventory`` reads it back from there when asked.
     store: Any = field(default=None, repr=False, compare=False)
+    # The stored findings rows (``finding_rows``), kept only when the caller asked
+    # (``scan_accounts(keep_rows=True)``: the CLI's one-account document); else None.
+    kept_rows: list[tuple] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -107,6 +110,7 @@ def scan_accounts(
     targets: list[AccountTarget] | None = None,
     sleep: Callable[[float], None] | None = None,
     directory: Any = None,
+    keep_rows: bool = False,
 ) -> list[AccountScan]:
     """Scan every configured account concurrently; store each snapshot; return one result per account.
 
@@ -115,9 +119,20 @@ def scan_accounts(
     ``directory`` reads Slack's ``users.list`` (the bot's WebClient): a stale directory is refreshed
     before the checks run; without one the cached directory is used, and ``directory_note`` says why
     ownership could not be evaluated when it could not.
+
+    Each result's ``findings`` are read back from the store when iterated (a long-running bot holds
+    none). ``keep_rows`` also keeps each account's stored rows (``AccountScan.kept_rows``), so a
+    short-lived caller (the CLI's one-account document) builds its output without reading them back.
     """
     try:
-        scans = _scan_accounts(services, progress=progress, targets=targets, sleep=sleep, directory=directory)
+        scans = _scan_accounts(
+            services,
+            progress=progress,
+            targets=targets,
+            sleep=sleep,
+            directory=directory,
+            keep_rows=keep_rows,
+        )
         apply_retention(services.store, services.config.scan, now=services.clock.now())
         return scans
     finally:
@@ -131,6 +146,7 @@ def _scan_accounts(
     targets: list[AccountTarget] | None,
     sleep: Callable[[float], None] | None,
     directory: Any,
+    keep_rows: bool,
 ) -> list[AccountScan]:
     config: Config = services.config
     now = services.clock.now()
@@ -192,6 +208,7 @@ def _scan_accounts(
             shared["note"],
             requests_by_operation=dict(inventory.get("api_calls_by_operation") or {}),
             store=services.store,
+            kept_rows=checked.rows if keep_rows else None,
         )
         results.append((target, scan))
 

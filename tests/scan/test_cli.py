@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import re
@@ -10,6 +11,7 @@ import re
 import boto3
 import pytest
 
+from bot.scan.commands import _no_full_collections
 from sandbox.aws import RootAccount
 from tests.scan.support import ROOT, SELF_TRUST, create_organization, run_cli, seed_small
 from tests.scan_helpers import ACCOUNT_ID, allow, days_ago, doc
@@ -24,6 +26,8 @@ def test_cli_scan_json_document_needs_no_slack_settings(aws, clock, tmp_path):
     seed_small(aws, clock)
     result = run_cli(tmp_path, "scan", "--format", "json")
     assert result.returncode == 0, result.stderr
+    # The program exits with its heap frozen, but the store is closed first: the database is whole.
+    assert (tmp_path / "cli.db").exists() and not (tmp_path / "cli.db-wal").exists()
     document = json.loads(result.stdout)
     assert document["account_id"] == ACCOUNT_ID
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", document["scanned_at"])
@@ -135,3 +139,12 @@ def test_cli_scan_exits_promptly_with_a_stalled_account(aws, clock, tmp_path, st
     assert status == {ACCOUNT_ID: "ok", members[0]: "failed", members[1]: "ok"}
     assert "timed out after 2 s reading " in result.stderr and "(no earlier snapshot)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_one_account_cli_scan_runs_without_full_collections_and_restores_them():
+    before = gc.get_threshold()
+    with _no_full_collections(True):
+        assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] > 1_000_000
+    assert gc.get_threshold() == before
+    with _no_full_collections(False):  # an organization's scan: its clients' cycles are collected
+        assert gc.get_threshold() == before
