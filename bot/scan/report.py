@@ -7,7 +7,6 @@ import csv
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from json.encoder import INFINITY, encode_basestring_ascii
 from typing import Any
 
 from bot.findings import FINDING_COLUMNS, Finding, FindingStatus, Severity, public_of_stored, sort_stored
@@ -106,103 +105,6 @@ def scan_document(scans: list[AccountScan], scanned_at: datetime) -> dict[str, A
     if len(scans) == 1:
         doc["account_id"] = scans[0].account_id
     return doc
-
-
-def document_text(doc: Any) -> str:
-    """``json.dumps(doc, indent=2)``, character for character, in a third less time: json's
-    indenting encoder is pure Python and yields each of the ~3 million fragments of a 10,000-user
-    account's document through a generator per level. The same rules: keys in order, ASCII with
-    ``\\u`` escapes, ``NaN``/``Infinity``, ``[]``/``{}`` when empty; a value JSON cannot hold raises
-    TypeError. (No check for cycles: the document is a tree.)"""
-    return _text(doc, "\n")
-
-
-def _scalar(value: Any) -> str | None:
-    """The JSON text of a scalar (json's order of checks: str, None, bools, int, float); else None."""
-    if isinstance(value, str):
-        return encode_basestring_ascii(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float):
-        if value != value:
-            return "NaN"
-        if value == INFINITY:
-            return "Infinity"
-        if value == -INFINITY:
-            return "-Infinity"
-        return float.__repr__(value)
-    return None
-
-
-def _key(key: Any) -> str:
-    """A dict key as json writes it (str as is; float, bools, None and int as text; else TypeError)."""
-    if isinstance(key, str):
-        return key
-    if isinstance(key, float) or key is True or key is False or key is None:
-        return _scalar(key)  # type: ignore[return-value]
-    if isinstance(key, int):
-        return int.__repr__(key)
-    raise TypeError(f"keys must be str, int, float, bool or None, not {key.__class__.__name__}")
-
-
-_KEYS: dict[Any, str] = {}  # '"check_id": ' by key: a document repeats a few keys many times
-
-
-def _key_text(key: Any) -> str:
-    text = encode_basestring_ascii(_key(key)) + ": "
-    if type(key) is str and len(_KEYS) < 1024:
-        _KEYS[key] = text
-    return text
-
-
-def _text(value: Any, newline: str) -> str:
-    """The JSON text of ``value``, its inner lines indented two spaces past ``newline``."""
-    text = _scalar(value)
-    if text is not None:
-        return text
-    if isinstance(value, list | tuple):
-        if not value:
-            return "[]"
-        inner = newline + "  "
-        return (
-            "["
-            + inner
-            + ("," + inner).join(
-                [encode_basestring_ascii(v) if type(v) is str else _text(v, inner) for v in value]
-            )
-            + newline
-            + "]"
-        )
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        inner = newline + "  "
-        return (
-            "{"
-            + inner
-            + ("," + inner).join(
-                [
-                    (_KEYS.get(k) or _key_text(k))
-                    + (
-                        encode_basestring_ascii(v)
-                        if type(v) is str
-                        else "null"
-                        if v is None
-                        else _text(v, inner)
-                    )
-                    for k, v in value.items()
-                ]
-            )
-            + newline
-            + "}"
-        )
-    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
 
 
 CSV_FIELDS = [
