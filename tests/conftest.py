@@ -11,7 +11,10 @@ Fixtures:
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,6 +76,11 @@ hypothesis.settings.load_profile("deterministic")
 for _key, _value in DUMMY_ENV.items():
     os.environ[_key] = _value
 os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+# Nor write to the real home: the precompiled action catalog (bot.policy) is kept in a cache directory
+# of this run, shared by the test process and the bot processes it starts.
+_CACHE_HOME = tempfile.mkdtemp(prefix="iamwarden-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE_HOME
+atexit.register(shutil.rmtree, _CACHE_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
