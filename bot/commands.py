@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from typing import Any
 from bot.settings import Settings, SettingsError, load_settings, parse_duration
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_AWS = 0, 1, 2, 3
+
+log = logging.getLogger(__name__)
 
 # The Slack Web API client a command may read the directory or post with (when a bot token is set),
 # built from the Services. The wiring provides it (iamwarden.cli), so the domain never imports the
@@ -33,7 +36,10 @@ def provide_slack_client(factory: Callable[[Any], Any]) -> None:
 
 def slack_client(services: Any) -> Any | None:
     """The Slack client for ``services`` if a bot token is set and the wiring provided one."""
-    if services.settings.slack_bot_token is None or _slack_client is None:
+    if services.settings.slack_bot_token is None:
+        return None
+    if _slack_client is None:
+        log.warning("SLACK_BOT_TOKEN is set but no Slack client was provided (not run as iamwarden)")
         return None
     return _slack_client(services)
 

@@ -93,6 +93,10 @@ class Store:
         self._migrate_lock = threading.Lock()
         for module in SCHEMA_MODULES:
             importlib.import_module(module)
+        # A fresh database applies the migrations in name order (m001, m010, m050, …), not in the
+        # order the feature packages happened to be imported in (sqlite-utils applies them in the
+        # order they were registered). Existing databases apply only what is missing, by name.
+        migrations._migrations.sort(key=lambda m: m.name)
         with self._migrate_lock:
             db = self.db
             db.execute(f"PRAGMA busy_timeout={int(lock_wait_ms)}")

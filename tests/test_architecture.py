@@ -237,3 +237,29 @@ def test_the_old_entry_point_still_runs():
         timeout=120,
     )
     assert result.returncode == 0 and result.stdout.startswith("iamwarden "), result.stderr
+
+
+def test_a_fresh_database_applies_the_migrations_in_name_order_whatever_the_import_order(tmp_path):
+    from bot.store import Store, migrations
+
+    store = Store(tmp_path / "fresh.db")
+    applied = [m.name for m in migrations.applied(store.db)]
+    assert applied == sorted(applied) and len(applied) >= 12
+    assert set(applied) == {m.name for m in migrations._migrations}, "every registered migration ran"
+
+
+def test_the_wiring_provides_the_slack_client_a_command_asks_for(monkeypatch, caplog):
+    from types import SimpleNamespace
+
+    from bot import commands
+    from iamwarden import cli  # noqa: F401  (importing the wiring provides the factory)
+
+    with_token = SimpleNamespace(settings=SimpleNamespace(slack_bot_token="xoxb-set"))
+    without = SimpleNamespace(settings=SimpleNamespace(slack_bot_token=None))
+    made = []
+    monkeypatch.setattr(commands, "_slack_client", lambda services: made.append(services) or "client")
+    assert commands.slack_client(with_token) == "client" and made == [with_token]
+    assert commands.slack_client(without) is None and made == [with_token]  # no token: no client
+    monkeypatch.setattr(commands, "_slack_client", None)
+    assert commands.slack_client(with_token) is None
+    assert "no Slack client was provided" in caplog.text
