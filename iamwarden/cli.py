@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from bot.access.redaction import SCRUBBER
 from bot.commands import (
     _COMMANDS,
     EXIT_AWS,
@@ -59,7 +60,10 @@ class _RedactingFormatter(logging.Formatter):
     )
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        # Every record, from any logger (a filter on the logger "bot.access" does not see records of
+        # its children such as "bot.access.grant"), tracebacks included: the live session secrets
+        # the bot issued, then the patterns below.
+        text = SCRUBBER.scrub(super().format(record))
         for pattern in self._PATTERNS:
             text = pattern.sub(
                 lambda m: (m.group(1) + m.group(2) + "[redacted]") if m.lastindex else "[redacted]", text

@@ -47,16 +47,21 @@ class _SecretScrubber(logging.Filter):
             self._secrets = {s: t for s, t in self._secrets.items() if t > now}
             self._secrets[value] = until
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def scrub(self, text: str) -> str:
+        """``text`` with every live secret and every secret-bearing field redacted."""
         with self._lock:
             live = list(self._secrets)
+        cleaned = _redact_fields(text)
+        for secret in live:
+            cleaned = cleaned.replace(secret, "[redacted]")
+        return cleaned
+
+    def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a malformed record is not ours to fix
             return True
-        cleaned = _redact_fields(message)
-        for secret in live:
-            cleaned = cleaned.replace(secret, "[redacted]")
+        cleaned = self.scrub(message)
         if cleaned != message:
             record.msg, record.args = cleaned, ()
         return True

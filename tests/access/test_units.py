@@ -222,3 +222,30 @@ def test_revocations_sharing_a_cutoff_share_one_statement_and_each_identity_keep
         "U0CAT": second.isoformat(),
         "U0DAN": second.isoformat(),
     }
+
+
+def test_the_bots_log_output_never_carries_an_issued_secret_from_any_logger_or_traceback(capsys):
+    import logging
+    from datetime import UTC, datetime, timedelta
+
+    from bot.access.redaction import SCRUBBER
+    from iamwarden.cli import configure_logging
+
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYISSUEDSECRET"
+    SCRUBBER.add(secret, datetime.now(UTC) + timedelta(minutes=5))
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("INFO")
+        # A child of a scrubbed logger (its own filters never see the child's records), and a traceback.
+        logging.getLogger("bot.access.grant").error("issued %s", secret)
+        try:
+            raise RuntimeError(f"boom {secret}")
+        except RuntimeError:
+            logging.getLogger("somewhere.else").exception("failed")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    assert "issued [redacted]" in err and "boom [redacted]" in err
+    assert secret not in err
